@@ -1,0 +1,2 @@
+//! spa-keygen.
+fn main() {}

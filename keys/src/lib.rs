@@ -1,0 +1,1 @@
+//! spa-keys: key files.

@@ -1,0 +1,2 @@
+//! spa-client: sends one SPA packet.
+fn main() {}

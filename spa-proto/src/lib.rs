@@ -1,0 +1,13 @@
+//! spa-proto: the spa/1 single-packet authorization protocol, sans-IO.
+//!
+//! This crate decides; it never acts. It opens no socket, reads no clock and
+//! touches no file: the caller passes `now` (milliseconds since the Unix epoch)
+//! and the bytes it received, and gets back what to do. Everything here is
+//! deterministic and tested with a fake clock.
+#![deny(unsafe_code)]
+
+pub mod keys;
+pub mod names;
+
+pub use keys::{DerivedKeys, KeyId, SecretBytes, ServerKey, UserSecret, KEY_LEN};
+pub use names::{DoorName, NameError, ServerId};

@@ -1,0 +1,2 @@
+//! spad: the SPA daemon.
+fn main() {}

@@ -1,0 +1,1 @@
+//! spa-e2e: helpers for end-to-end tests that build network namespaces (root only).
