@@ -6,8 +6,12 @@
 //! deterministic and tested with a fake clock.
 #![deny(unsafe_code)]
 
+pub mod keyring;
 pub mod keys;
 pub mod names;
+pub mod packet;
 
+pub use keyring::{KeyEntry, KeyIndex, Keyring};
 pub use keys::{DerivedKeys, KeyId, SecretBytes, ServerKey, UserSecret, KEY_LEN};
 pub use names::{DoorName, NameError, ServerId};
+pub use packet::{Address, Request, PACKET_LEN};
