@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 pub mod keyring;
+pub mod knock;
 pub mod keys;
 pub mod names;
 pub mod packet;

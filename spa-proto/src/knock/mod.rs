@@ -1,0 +1,1 @@
+//! Classic and rotating knock sequences (to be written).

@@ -1,0 +1,1 @@
+//! Firewall backends: nftables, iptables and command templates (to be written).

@@ -1,0 +1,6 @@
+//! spad as a library: the thin shell around spa-proto — packet capture,
+//! firewall backends, configuration, durable state and the event loop.
+//! `main.rs` only parses the command line and calls in here.
+
+pub mod capture;
+pub mod firewall;
