@@ -6,13 +6,18 @@
 //! deterministic and tested with a fake clock.
 #![deny(unsafe_code)]
 
+pub mod hint_table;
 pub mod keyring;
-pub mod knock;
 pub mod keys;
+pub mod knock;
 pub mod names;
 pub mod packet;
+pub mod replay;
+pub mod verifier;
 
 pub use keyring::{KeyEntry, KeyIndex, Keyring};
 pub use keys::{DerivedKeys, KeyId, SecretBytes, ServerKey, UserSecret, KEY_LEN};
 pub use names::{DoorName, NameError, ServerId};
 pub use packet::{Address, Request, PACKET_LEN};
+pub use replay::{ReplayCache, ReplayRecord};
+pub use verifier::{DoorPolicy, Grant, Reason, Verdict, Verifier, VerifierConfig};
