@@ -48,6 +48,9 @@ pub struct LoadedKey {
     pub derived: DerivedKeys,
     /// HMAC-SHA256 state keyed with `K_hint`, cloned per hint.
     pub(crate) hint_mac: Hmac<Sha256>,
+    /// ring's ChaCha20-Poly1305 key schedule for `K_aead` (ring wipes nothing:
+    /// it holds the key bytes only in this struct's lifetime; see docs).
+    pub(crate) aead: ring::aead::LessSafeKey,
 }
 
 /// All keys of one gateway.
@@ -65,7 +68,10 @@ impl Keyring {
                 let derived = entry.key.derive();
                 let hint_mac = <Hmac<Sha256> as Mac>::new_from_slice(derived.hint.expose())
                     .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
-                LoadedKey { id: entry.key.key_id(), entry, derived, hint_mac }
+                let aead = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, derived.aead.expose())
+                    .map(ring::aead::LessSafeKey::new)
+                    .unwrap_or_else(|_| unreachable!("a 32-byte key fits ChaCha20-Poly1305"));
+                LoadedKey { id: entry.key.key_id(), entry, derived, hint_mac, aead }
             })
             .collect();
         Keyring { keys }

@@ -6,6 +6,7 @@
 //! deterministic and tested with a fake clock.
 #![deny(unsafe_code)]
 
+pub mod doors;
 pub mod hint_table;
 pub mod keyring;
 pub mod keys;
@@ -15,6 +16,7 @@ pub mod packet;
 pub mod replay;
 pub mod verifier;
 
+pub use doors::{DoorChange, OpenDoor, OpenDoors};
 pub use keyring::{KeyEntry, KeyIndex, Keyring};
 pub use keys::{DerivedKeys, KeyId, SecretBytes, ServerKey, UserSecret, KEY_LEN};
 pub use names::{DoorName, NameError, ServerId};

@@ -6,12 +6,11 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 
 use crate::hint_table::HintTable;
 use crate::keyring::{KeyIndex, Keyring};
 use crate::names::DoorName;
-use crate::packet::{canonical_ip, field, open_with, window_of, Address, Request, PACKET_LEN};
+use crate::packet::{canonical_ip, field, open_with_ring, window_of, Address, Request, PACKET_LEN};
 use crate::replay::{ReplayCache, ReplayRecord};
 
 /// Why a datagram was dropped: one counter each.
@@ -198,8 +197,7 @@ impl Verifier {
                 skipped = true;
                 continue;
             }
-            let cipher = ChaCha20Poly1305::new(k.derived.aead.expose().into());
-            if let Some(body) = open_with(&cipher, packet) {
+            if let Some(body) = open_with_ring(&k.aead, packet) {
                 opened = Some((*c, body));
                 break;
             }
