@@ -3,4 +3,8 @@
 //! `main.rs` only parses the command line and calls in here.
 
 pub mod capture;
+pub mod config;
+pub mod counters;
+pub mod daemon;
+pub mod durable;
 pub mod firewall;

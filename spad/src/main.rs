@@ -1,2 +1,64 @@
-//! spad: the SPA daemon.
-fn main() {}
+//! spad: the SPA daemon. Parses the command line and runs the daemon.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+/// spad keeps doors (ssh, an admin page, …) closed to everyone and opens one,
+/// for one address and for a while, when a valid SPA packet asks for it.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    after_help = "Examples:\n  spad --config /etc/spad.toml            run (as a systemd service: see conf/spad.service)\n  spad --check --config /etc/spad.toml    check the config and its keys, then exit\n\nSignals: SIGHUP reloads the config and keys, SIGTERM closes every open door and exits,\nSIGUSR1 logs the counters."
+)]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, short = 'c', default_value = spad::config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// Check the configuration and the keys directory, print a summary, and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_env("SPAD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(false);
+    // Under journald the journal adds its own timestamps.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.check {
+        return match spad::daemon::check(&cli.config) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    init_logging();
+    let result = spad::daemon::Daemon::start(&cli.config).and_then(|d| d.run());
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("spad: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

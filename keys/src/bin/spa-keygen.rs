@@ -1,2 +1,474 @@
-//! spa-keygen.
-fn main() {}
+//! spa-keygen: issues, extends, lists and revokes spa user keys. A thin
+//! command line over `spa_keys`: it reads the OS CSPRNG and the clock, writes
+//! 0600 files, and prints where it wrote them — never a secret.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use ring::rand::{SecureRandom, SystemRandom};
+use spa_keys::{
+    check_user_name, entry_path, load_client_key, load_server_entry, parse_date, parse_knock_spec,
+    scan_keys_dir, write_secret_file, ClientKey, Gateway, RotatingKnock, ServerEntry,
+};
+use spa_proto::{DoorName, SecretBytes, ServerId, UserSecret};
+use zeroize::Zeroize;
+
+const DEFAULT_KEYS_DIR: &str = "/etc/spad/keys.d";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "spa-keygen",
+    version,
+    about = "Issue and manage spa user keys: a client key file for the user, a server entry per gateway",
+    after_help = "\
+Example: give alice a key for gateway gw1.example.net, then for gw2 as well:
+
+  spa-keygen issue --user alice --server-id gw1.example.net --doors ssh,admin \\
+      --keys-dir /etc/spad/keys.d --out alice.key --host gw1.example.net
+  spa-keygen add-gateway --key alice.key --server-id gw2.example.net --doors ssh \\
+      --keys-dir /srv/gw2/keys.d
+  spa-keygen list --keys-dir /etc/spad/keys.d
+  spa-keygen revoke --user alice --keys-dir /etc/spad/keys.d
+
+alice.key holds alice's secret: hand it to her over a safe channel. Each gateway's
+keys dir gets <user>.toml holding only the key for that gateway, never the secret.
+spad reads new or changed entries on reload (systemctl reload spad, or SIGHUP)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a new user key: the client key file and the gateway's server entry.
+    Issue(IssueArgs),
+    /// Let an existing key file open doors on another gateway too.
+    AddGateway(AddGatewayArgs),
+    /// Show every entry of a keys directory.
+    List(ListArgs),
+    /// Revoke a user's entry on this gateway (or delete it with --delete).
+    Revoke(RevokeArgs),
+}
+
+/// What a gateway's server entry grants.
+#[derive(Args, Debug)]
+struct EntryArgs {
+    /// The gateway's server_id (as in its spad config).
+    #[arg(long, value_name = "ID")]
+    server_id: ServerId,
+    /// Doors the key may open, comma separated.
+    #[arg(long, value_name = "DOOR,...", value_delimiter = ',', required = true)]
+    doors: Vec<DoorName>,
+    /// The gateway's keys directory, where <user>.toml is written.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_KEYS_DIR)]
+    keys_dir: PathBuf,
+    /// Host name or address the client sends to (stored in the key file).
+    #[arg(long)]
+    host: Option<String>,
+    /// The gateway's SPA port (stored in the key file).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    port: Option<u16>,
+    /// Last day (UTC) the key works, e.g. 2027-01-31.
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    expires: Option<time::Date>,
+    /// Accept packets that ask for "the address the server sees" (for users behind NAT).
+    #[arg(long)]
+    allow_observed: bool,
+    /// A rotating knock for a classic door: DOOR:N:LO-HI, or DOOR:N:LO-HI:udp.
+    #[arg(long, value_name = "DOOR:N:LO-HI[:udp]", value_parser = parse_knock_spec)]
+    knock: Vec<(DoorName, RotatingKnock)>,
+    /// Overwrite existing files.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args, Debug)]
+struct IssueArgs {
+    /// User name: 1-64 of a-z 0-9 . _ - (e.g. alice or alice.laptop).
+    #[arg(long)]
+    user: String,
+    /// Where to write the client key file [default: ./<user>.key].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    entry: EntryArgs,
+}
+
+#[derive(Args, Debug)]
+struct AddGatewayArgs {
+    /// The user's client key file (it is rewritten with the new gateway).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    #[command(flatten)]
+    entry: EntryArgs,
+}
+
+#[derive(Args, Debug)]
+struct ListArgs {
+    /// The gateway's keys directory.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_KEYS_DIR)]
+    keys_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct RevokeArgs {
+    /// The user whose entry to revoke.
+    #[arg(long)]
+    user: String,
+    /// The gateway's keys directory.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_KEYS_DIR)]
+    keys_dir: PathBuf,
+    /// Remove the entry file instead of marking it revoked.
+    #[arg(long)]
+    delete: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Issue(a) => issue(a),
+        Command::AddGateway(a) => add_gateway(a),
+        Command::List(a) => list(a),
+        Command::Revoke(a) => revoke(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("spa-keygen: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn issue(a: IssueArgs) -> Result<ExitCode> {
+    check_user_name(&a.user).context("--user")?;
+    let e = &a.entry;
+    check_entry_args(e)?;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.key", a.user)));
+    let entry_file = entry_path(&e.keys_dir, &a.user);
+    require_dir(&e.keys_dir)?;
+    if !e.force {
+        refuse_existing(&out, "client key file")?;
+        refuse_existing(&entry_file, "server entry")?;
+    }
+
+    let secret = new_user_secret()?;
+    let entry = server_entry(e, &a.user, &secret, entry_file.clone());
+    let client = ClientKey {
+        user: a.user.clone(),
+        secret,
+        gateways: vec![gateway(e)],
+        path: out.clone(),
+    };
+    write_secret_file(&entry_file, &entry.to_toml(), e.force)
+        .with_context(|| format!("writing server entry {}", entry_file.display()))?;
+    if let Err(err) = write_secret_file(&out, &client.to_toml(), e.force) {
+        if !e.force {
+            // Do not leave a gateway entry whose secret nobody holds.
+            let _ = fs::remove_file(&entry_file);
+        }
+        return Err(err).with_context(|| format!("writing client key file {}", out.display()));
+    }
+    println!(
+        "wrote server entry for {} on {}: {} (mode 0600)",
+        a.user,
+        e.server_id,
+        entry_file.display()
+    );
+    println!(
+        "wrote client key file for {}: {} (mode 0600)",
+        a.user,
+        out.display()
+    );
+    println!(
+        "next: give {} to {} over a safe channel (it holds their secret); reload spad on {} \
+         (systemctl reload spad, or SIGHUP) to pick up the entry.",
+        out.display(),
+        a.user,
+        e.server_id
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn add_gateway(a: AddGatewayArgs) -> Result<ExitCode> {
+    let e = &a.entry;
+    check_entry_args(e)?;
+    let mut client = load_client_key(&a.key)
+        .with_context(|| format!("reading client key file {}", a.key.display()))?;
+    let existing = client
+        .gateways
+        .iter()
+        .position(|g| g.server_id == e.server_id);
+    if existing.is_some() && !e.force {
+        bail!(
+            "{} already has gateway {}; pass --force to replace it",
+            a.key.display(),
+            e.server_id
+        );
+    }
+    require_dir(&e.keys_dir)?;
+    let entry_file = entry_path(&e.keys_dir, &client.user);
+    if !e.force && entry_file.exists() {
+        let held = match load_server_entry(&entry_file) {
+            Ok(old) => format!(" (it holds {}'s entry for {})", old.user, old.server_id),
+            Err(_) => String::new(),
+        };
+        bail!(
+            "server entry {} already exists{held}; use the keys dir of gateway {} (--keys-dir), \
+             or pass --force to overwrite it",
+            entry_file.display(),
+            e.server_id
+        );
+    }
+
+    let entry = server_entry(e, &client.user, &client.secret, entry_file.clone());
+    match existing {
+        Some(i) => client.gateways[i] = gateway(e),
+        None => client.gateways.push(gateway(e)),
+    }
+    write_secret_file(&entry_file, &entry.to_toml(), e.force)
+        .with_context(|| format!("writing server entry {}", entry_file.display()))?;
+    write_secret_file(&a.key, &client.to_toml(), true)
+        .with_context(|| format!("rewriting client key file {}", a.key.display()))?;
+    println!(
+        "wrote server entry for {} on {}: {} (mode 0600)",
+        client.user,
+        e.server_id,
+        entry_file.display()
+    );
+    println!(
+        "added gateway {} to client key file {} (mode 0600)",
+        e.server_id,
+        a.key.display()
+    );
+    println!(
+        "next: reload spad on {} (systemctl reload spad, or SIGHUP); the user picks it with \
+         spa-client --server-id {}.",
+        e.server_id, e.server_id
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list(a: ListArgs) -> Result<ExitCode> {
+    let dir = &a.keys_dir;
+    let files = scan_keys_dir(dir).context("listing keys")?;
+    let now_ms = now_ms()?;
+    let mut rows = vec![[
+        "USER".to_string(),
+        "SERVER_ID".into(),
+        "DOORS".into(),
+        "EXPIRES".into(),
+        "OBSERVED".into(),
+        "STATUS".into(),
+    ]];
+    let mut broken = 0usize;
+    for path in &files.files {
+        match load_server_entry(path) {
+            Ok(en) => rows.push([
+                en.user.clone(),
+                en.server_id.to_string(),
+                en.doors
+                    .iter()
+                    .map(|d| d.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                en.expires
+                    .map_or_else(|| "never".to_string(), |d| d.to_string()),
+                if en.allow_observed { "yes" } else { "no" }.to_string(),
+                en.status_at(now_ms).to_string(),
+            ]),
+            Err(err) => {
+                broken += 1;
+                eprintln!("spa-keygen: error: {err}");
+            }
+        }
+    }
+    for (path, reason) in &files.skipped {
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if !hidden {
+            eprintln!("note: skipped {}: {reason}", path.display());
+        }
+    }
+    if rows.len() == 1 {
+        if broken == 0 {
+            println!("no entries in {}", dir.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        rows.clear();
+    }
+    let mut widths = [0usize; 6];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", cells.join("  ").trim_end());
+    }
+    if broken > 0 {
+        eprintln!("spa-keygen: {broken} entry file(s) in {} could not be read; fix them: loading this keys directory fails until then", dir.display());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn revoke(a: RevokeArgs) -> Result<ExitCode> {
+    check_user_name(&a.user).context("--user")?;
+    require_dir(&a.keys_dir)?;
+    let path = entry_path(&a.keys_dir, &a.user);
+    if !path.exists() {
+        bail!(
+            "no entry for user {} in {} (no file {}); see: spa-keygen list --keys-dir {}",
+            a.user,
+            a.keys_dir.display(),
+            path.display(),
+            a.keys_dir.display()
+        );
+    }
+    if a.delete {
+        fs::remove_file(&path).with_context(|| format!("deleting {}", path.display()))?;
+        fs::File::open(&a.keys_dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("syncing {}", a.keys_dir.display()))?;
+        println!(
+            "deleted {}; spad drops {}'s key on reload (systemctl reload spad, or SIGHUP).",
+            path.display(),
+            a.user
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut entry = load_server_entry(&path)
+        .with_context(|| format!("reading server entry {}", path.display()))?;
+    if entry.revoked {
+        println!(
+            "{} on {} is already revoked ({}).",
+            a.user,
+            entry.server_id,
+            path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    entry.revoked = true;
+    write_secret_file(&path, &entry.to_toml(), true)
+        .with_context(|| format!("rewriting server entry {}", path.display()))?;
+    println!(
+        "revoked {} on {}: {} now says revoked = true; spad picks it up on reload \
+         (systemctl reload spad, or SIGHUP).",
+        a.user,
+        entry.server_id,
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Cross-field checks clap cannot express.
+fn check_entry_args(e: &EntryArgs) -> Result<()> {
+    for (door, _) in &e.knock {
+        if !e.doors.contains(door) {
+            bail!("--knock names door {door}, which is not in --doors; add it to --doors");
+        }
+    }
+    if let Some(host) = &e.host {
+        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            bail!("--host {host:?} must be a host name or IP address without spaces");
+        }
+    }
+    let mut seen = BTreeMap::new();
+    for (door, k) in &e.knock {
+        if seen.insert(door, k).is_some() {
+            bail!("--knock is given twice for door {door}");
+        }
+    }
+    if let Some(day) = e.expires {
+        let today = time::OffsetDateTime::now_utc().date();
+        if day < today {
+            bail!(
+                "--expires {day} is in the past (today is {today} UTC); the key would never work"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn require_dir(dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        bail!(
+            "keys directory {} does not exist; create it with: install -d -m 700 {} (or pass --keys-dir)",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn refuse_existing(path: &Path, what: &str) -> Result<()> {
+    if path.exists() {
+        bail!(
+            "{what} {} already exists; nothing was written. Pass --force to overwrite it \
+             (the key it holds stops working).",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn new_user_secret() -> Result<UserSecret> {
+    let mut bytes = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("the operating system's random number generator failed"))?;
+    let secret = UserSecret::new(SecretBytes::new(bytes));
+    bytes.zeroize();
+    Ok(secret)
+}
+
+fn server_entry(e: &EntryArgs, user: &str, secret: &UserSecret, path: PathBuf) -> ServerEntry {
+    ServerEntry {
+        user: user.to_owned(),
+        server_id: e.server_id.clone(),
+        key: secret.server_key(&e.server_id),
+        doors: e.doors.iter().fold(Vec::new(), |mut doors, d| {
+            if !doors.contains(d) {
+                doors.push(d.clone());
+            }
+            doors
+        }),
+        expires: e.expires,
+        allow_observed: e.allow_observed,
+        revoked: false,
+        path,
+    }
+}
+
+fn gateway(e: &EntryArgs) -> Gateway {
+    Gateway {
+        server_id: e.server_id.clone(),
+        host: e.host.clone(),
+        port: e.port,
+        knock: e.knock.iter().cloned().collect(),
+    }
+}
+
+fn now_ms() -> Result<u64> {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("the system clock is before 1970")?;
+    Ok(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}

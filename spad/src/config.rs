@@ -1,0 +1,387 @@
+//! spad's configuration file: parsing (TOML, unknown keys refused), checking
+//! every value, and errors that name the file, line and column with a caret.
+//! Produces the settings the other modules take; runs nothing.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use spa_proto::{DoorName, DoorPolicy, ServerId};
+use toml::Spanned;
+
+use crate::firewall::{BackendKind, CommandTemplates, DoorSpec, PortSpec};
+
+/// The default location of the config file.
+pub const DEFAULT_PATH: &str = "/etc/spad.toml";
+
+/// A config that cannot be used, located in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line and column, when the error has a place.
+    pub place: Option<(usize, usize)>,
+    /// What is wrong and what to do.
+    pub message: String,
+    /// The offending line, for the caret display.
+    pub line_text: Option<String>,
+}
+
+impl std::error::Error for ConfigError {}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.place {
+            Some((line, col)) => {
+                write!(f, "{}:{line}:{col}: {}", self.path.display(), self.message)?;
+                if let Some(text) = &self.line_text {
+                    write!(f, "\n  {line:>4} | {text}\n       | {:>width$}", "^", width = col)?;
+                }
+                Ok(())
+            }
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+/// Which firewall backend a door uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendName {
+    /// nftables sets with element timeouts (the default).
+    Nftables,
+    /// iptables rules added and removed by spad.
+    Iptables,
+    /// open/close command templates.
+    Command,
+}
+
+fn default_keys_dir() -> PathBuf {
+    PathBuf::from("/etc/spad/keys.d")
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/spad")
+}
+fn default_port() -> u16 {
+    spa_proto::packet::DEFAULT_PORT
+}
+fn default_skew() -> Spanned<u64> {
+    Spanned::new(0..0, 30)
+}
+fn default_cap() -> usize {
+    spa_proto::replay::DEFAULT_CAP
+}
+fn default_true() -> bool {
+    true
+}
+fn default_backend() -> BackendName {
+    BackendName::Nftables
+}
+fn default_table() -> String {
+    "spad".to_owned()
+}
+fn default_secs() -> u32 {
+    30
+}
+fn default_max_secs() -> u32 {
+    3600
+}
+fn default_cmd_timeout() -> u64 {
+    10
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server_id: Spanned<String>,
+    #[serde(default = "default_keys_dir")]
+    keys_dir: PathBuf,
+    #[serde(default = "default_state_dir")]
+    state_dir: PathBuf,
+    #[serde(default)]
+    interfaces: Vec<String>,
+    #[serde(default = "default_port")]
+    port: u16,
+    #[serde(default = "default_skew")]
+    skew_secs: Spanned<u64>,
+    #[serde(default = "default_cap")]
+    replay_cap: usize,
+    #[serde(default = "default_true")]
+    stealth: bool,
+    #[serde(default = "default_backend")]
+    backend: BackendName,
+    #[serde(default = "default_table")]
+    nft_table: String,
+    #[serde(default)]
+    doors: BTreeMap<Spanned<String>, RawDoor>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDoor {
+    #[serde(default)]
+    open: Vec<Spanned<String>>,
+    #[serde(default = "default_secs")]
+    default_secs: u32,
+    #[serde(default = "default_max_secs")]
+    max_secs: u32,
+    backend: Option<BackendName>,
+    open_command: Option<Spanned<String>>,
+    close_command: Option<Spanned<String>>,
+    #[serde(default = "default_cmd_timeout")]
+    command_timeout_secs: u64,
+}
+
+/// One SPA door, checked.
+#[derive(Debug, Clone)]
+pub struct Door {
+    /// Its name.
+    pub name: DoorName,
+    /// How long it may open.
+    pub policy: DoorPolicy,
+    /// What the firewall opens.
+    pub spec: DoorSpec,
+}
+
+/// A checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// This gateway's id (PROTOCOL §1).
+    pub server_id: ServerId,
+    /// Where spa-keygen writes server entries.
+    pub keys_dir: PathBuf,
+    /// Where the replay log and open-door state live.
+    pub state_dir: PathBuf,
+    /// Interfaces to capture on; empty = all.
+    pub interfaces: Vec<String>,
+    /// The SPA UDP port.
+    pub port: u16,
+    /// Allowed clock difference, ms.
+    pub skew_ms: u64,
+    /// Live replay entries per key.
+    pub replay_cap: usize,
+    /// Drop rule for the SPA port (no ICMP answer).
+    pub stealth: bool,
+    /// nftables table name.
+    pub nft_table: String,
+    /// The doors.
+    pub doors: Vec<Door>,
+}
+
+struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn error_at(&self, span: Option<Range<usize>>, message: impl Into<String>) -> ConfigError {
+        let place = span.filter(|s| s.end > 0 || s.start > 0).map(|s| line_col(self.text, s.start));
+        ConfigError {
+            path: self.path.to_path_buf(),
+            place: place.map(|(l, c, _)| (l, c)),
+            message: message.into(),
+            line_text: place.map(|(_, _, t)| t.to_owned()),
+        }
+    }
+}
+
+/// 1-based line and column of a byte offset, and the line's text.
+fn line_col(text: &str, offset: usize) -> (usize, usize, &str) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = before[start..].chars().count() + 1;
+    let line_text = text[start..].lines().next().unwrap_or("");
+    (line, col, line_text)
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            place: None,
+            message: format!("cannot read the config file: {e}"),
+            line_text: None,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and checks config text (`path` names it in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let src = Source { path, text };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| src.error_at(e.span(), e.message().trim()))?;
+        let server_id: ServerId = raw
+            .server_id
+            .get_ref()
+            .parse()
+            .map_err(|e| src.error_at(Some(raw.server_id.span()), format!("server_id: {e}")))?;
+        let skew = *raw.skew_secs.get_ref();
+        if !(1..=300).contains(&skew) {
+            return Err(src.error_at(
+                Some(raw.skew_secs.span()),
+                format!("skew_secs must be between 1 and 300 (PROTOCOL §3), got {skew}"),
+            ));
+        }
+        if raw.port == 0 {
+            return Err(src.error_at(None, "port must be 1-65535"));
+        }
+        if raw.replay_cap == 0 {
+            return Err(src.error_at(None, "replay_cap must be at least 1"));
+        }
+        let mut doors = Vec::new();
+        for (name, raw_door) in &raw.doors {
+            doors.push(check_door(&src, name, raw_door, raw.backend)?);
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            server_id,
+            keys_dir: raw.keys_dir,
+            state_dir: raw.state_dir,
+            interfaces: raw.interfaces,
+            port: raw.port,
+            skew_ms: skew * 1000,
+            replay_cap: raw.replay_cap,
+            stealth: raw.stealth,
+            nft_table: raw.nft_table,
+            doors,
+        })
+    }
+
+    /// The verifier's door policies.
+    pub fn policies(&self) -> BTreeMap<DoorName, DoorPolicy> {
+        self.doors.iter().map(|d| (d.name.clone(), d.policy)).collect()
+    }
+
+    /// What the firewall must guard.
+    pub fn door_specs(&self) -> Vec<DoorSpec> {
+        self.doors.iter().map(|d| d.spec.clone()).collect()
+    }
+}
+
+fn check_door(
+    src: &Source<'_>,
+    name: &Spanned<String>,
+    raw: &RawDoor,
+    default_backend: BackendName,
+) -> Result<Door, ConfigError> {
+    let door: DoorName = name
+        .get_ref()
+        .parse()
+        .map_err(|e| src.error_at(Some(name.span()), format!("door [doors.{}]: {e}", name.get_ref())))?;
+    let here = Some(name.span());
+    if raw.default_secs == 0 || raw.max_secs == 0 {
+        return Err(src.error_at(here.clone(), format!("door {door}: default_secs and max_secs must be at least 1")));
+    }
+    if raw.default_secs > raw.max_secs {
+        return Err(src.error_at(
+            here.clone(),
+            format!("door {door}: default_secs ({}) is more than max_secs ({})", raw.default_secs, raw.max_secs),
+        ));
+    }
+    let mut ports = Vec::new();
+    for p in &raw.open {
+        ports.push(
+            p.get_ref()
+                .parse::<PortSpec>()
+                .map_err(|e| src.error_at(Some(p.span()), format!("door {door}: {e}")))?,
+        );
+    }
+    let backend = match raw.backend.unwrap_or(default_backend) {
+        BackendName::Nftables => BackendKind::Nftables,
+        BackendName::Iptables => BackendKind::Iptables,
+        BackendName::Command => {
+            let open = raw.open_command.as_ref().ok_or_else(|| {
+                src.error_at(here.clone(), format!("door {door}: backend \"command\" needs open_command = \"...\""))
+            })?;
+            let timeout = Duration::from_secs(raw.command_timeout_secs.max(1));
+            let templates = CommandTemplates::parse(
+                open.get_ref(),
+                raw.close_command.as_ref().map(|c| c.get_ref().as_str()),
+                timeout,
+            )
+            .map_err(|e| src.error_at(Some(open.span()), format!("door {door}: {e}")))?;
+            BackendKind::Command(templates)
+        }
+    };
+    if ports.is_empty() && !matches!(backend, BackendKind::Command(_)) {
+        return Err(src.error_at(
+            here,
+            format!("door {door}: say what it opens, e.g. open = [\"tcp/22\"]"),
+        ));
+    }
+    if raw.open_command.is_some() && !matches!(backend, BackendKind::Command(_)) {
+        return Err(src.error_at(
+            raw.open_command.as_ref().map(|c| c.span()),
+            format!("door {door}: open_command is only used with backend = \"command\""),
+        ));
+    }
+    Ok(Door {
+        name: door.clone(),
+        policy: DoorPolicy { default_secs: raw.default_secs, max_secs: raw.max_secs },
+        spec: DoorSpec { name: door.to_string(), ports, backend },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/spad.toml"), text)
+    }
+
+    #[test]
+    fn a_minimal_config_gets_the_documented_defaults() -> Result<(), ConfigError> {
+        let c = parse("server_id = \"gw1\"\n[doors.ssh]\nopen = [\"tcp/22\"]\n")?;
+        assert_eq!(c.port, 62210);
+        assert_eq!(c.skew_ms, 30_000);
+        assert!(c.stealth);
+        assert_eq!(c.doors.len(), 1);
+        assert_eq!(c.doors[0].policy, DoorPolicy { default_secs: 30, max_secs: 3600 });
+        assert_eq!(c.doors[0].spec.backend, BackendKind::Nftables);
+        Ok(())
+    }
+
+    #[test]
+    fn a_typo_in_a_key_names_file_line_and_column() {
+        let err = parse("server_id = \"gw1\"\n[doors.ssh]\nopen = [\"tcp/22\"]\ndefualt_secs = 30\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.starts_with("/etc/spad.toml:4:1: unknown field `defualt_secs`"), "{err}");
+        assert!(err.contains("defualt_secs = 30\n"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_point_at_the_value() {
+        let err = parse("server_id = \"gw1\"\n[doors.ssh]\nopen = [\"tcp/22\", \"tpc/80\"]\n")
+            .err()
+            .map(|e| (e.place, e.message))
+            .unwrap_or_default();
+        assert_eq!(err.0, Some((3, 19)));
+        assert!(err.1.contains("tpc"), "{}", err.1);
+        let err = parse("server_id = \"GW 1\"\n").err().map(|e| e.place);
+        assert_eq!(err, Some(Some((1, 13))));
+        let err = parse("server_id = \"gw\"\n[doors.SSH]\nopen=[\"tcp/22\"]\n").err().map(|e| e.place);
+        assert_eq!(err, Some(Some((2, 8))));
+        let err = parse("server_id = \"gw\"\nskew_secs = 900\n").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(":2:13: skew_secs must be between 1 and 300"), "{err}");
+    }
+
+    #[test]
+    fn command_doors_need_an_open_command() {
+        let err = parse("server_id = \"gw\"\n[doors.web]\nbackend = \"command\"\n").err().map(|e| e.message);
+        assert!(err.unwrap_or_default().contains("needs open_command"));
+        let ok = parse(
+            "server_id = \"gw\"\n[doors.web]\nbackend = \"command\"\nopen_command = \"/bin/true %IP%\"\n",
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+}
