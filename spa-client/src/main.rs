@@ -1,2 +1,27 @@
-//! spa-client: sends one SPA packet.
-fn main() {}
+//! spa-client: sends one SPA packet to open a door, or knocks a port sequence.
+//! Parses the command line, runs it, and turns errors into messages and exit codes.
+
+use std::io;
+use std::process::ExitCode;
+
+use clap::Parser;
+use spa_client::app::run;
+use spa_client::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (mut out, mut err) = (io::stdout().lock(), io::stderr().lock());
+    match run(&cli, &mut out, &mut err) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let code = e.exit_code();
+            // Each error's message already carries its cause; don't repeat the chain.
+            let report = anyhow::anyhow!("{e}").context(match cli.command {
+                Command::Open(_) => "cannot open the door",
+                Command::Knock(_) => "cannot knock",
+            });
+            eprintln!("spa-client: error: {report:#}");
+            ExitCode::from(code)
+        }
+    }
+}

@@ -26,7 +26,10 @@ pub struct StateError {
 }
 
 fn at(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
-    move |source| StateError { path: path.to_path_buf(), source }
+    move |source| StateError {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Makes the state directory (0700) if it does not exist.
@@ -93,20 +96,48 @@ impl ReplayLog {
                 Err(_) => {
                     let aside = path.with_extension("log.bad");
                     fs::rename(&path, &aside).map_err(at(&path))?;
-                    (ReplayCache::new_without_history(cap, skew_ms, start_ms), ReplayStart::Unreadable)
+                    (
+                        ReplayCache::new_without_history(cap, skew_ms, start_ms),
+                        ReplayStart::Unreadable,
+                    )
                 }
             },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                (ReplayCache::new_without_history(cap, skew_ms, start_ms), ReplayStart::NoHistory)
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (
+                ReplayCache::new_without_history(cap, skew_ms, start_ms),
+                ReplayStart::NoHistory,
+            ),
             Err(e) => return Err(StateError { path, source: e }),
         };
         let mut cache = cache;
         let now = cache.advance(start_ms);
         // Start from a compact log of what is live (this also records the high-water mark).
         write_atomic(&path, &cache.to_log(now))?;
-        let file = OpenOptions::new().append(true).open(&path).map_err(at(&path))?;
-        Ok((ReplayLog { path, file, appended: 0 }, cache, start))
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(at(&path))?;
+        Ok((
+            ReplayLog {
+                path,
+                file,
+                appended: 0,
+            },
+            cache,
+            start,
+        ))
+    }
+
+    /// Creates an empty replay log if there is none: for a first install, where no
+    /// earlier spad can have accepted a packet, so the skew-long wait after a start
+    /// without history (PROTOCOL §3 step 9) is not needed. Returns whether it created one.
+    pub fn init(dir: &Path) -> Result<bool, StateError> {
+        ensure_state_dir(dir)?;
+        let path = dir.join("replay.log");
+        if path.exists() {
+            return Ok(false);
+        }
+        write_atomic(&path, LOG_MAGIC)?;
+        Ok(true)
     }
 
     /// Appends records and flushes them to disk (call before opening any door).
@@ -130,7 +161,10 @@ impl ReplayLog {
             return Ok(());
         }
         write_atomic(&self.path, &cache.to_log(now_ms))?;
-        self.file = OpenOptions::new().append(true).open(&self.path).map_err(at(&self.path))?;
+        self.file = OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map_err(at(&self.path))?;
         self.appended = 0;
         Ok(())
     }
@@ -155,7 +189,9 @@ pub struct DoorStateFile {
 impl DoorStateFile {
     /// The file in `dir`.
     pub fn new(dir: &Path) -> Self {
-        DoorStateFile { path: dir.join("doors.state") }
+        DoorStateFile {
+            path: dir.join("doors.state"),
+        }
     }
 
     /// Reads what was open when spad last wrote it (nothing when there is no file).
@@ -166,7 +202,10 @@ impl DoorStateFile {
                 source: io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(StateError { path: self.path.clone(), source: e }),
+            Err(e) => Err(StateError {
+                path: self.path.clone(),
+                source: e,
+            }),
         }
     }
 
@@ -193,14 +232,20 @@ mod tests {
         let (mut log, mut cache, how) = ReplayLog::open(dir.path(), 32, 30_000, start)?;
         assert_eq!(how, ReplayStart::NoHistory);
         let rec = cache.insert(KeyId([3; 16]), [4; 12], start + 40_000, start + 40_000);
-        let rec = rec.map_err(|e| StateError { path: log.path().into(), source: io::Error::other(e) })?;
+        let rec = rec.map_err(|e| StateError {
+            path: log.path().into(),
+            source: io::Error::other(e),
+        })?;
         log.append(&[rec])?;
         drop(log);
         let (_log, cache, how) = ReplayLog::open(dir.path(), 32, 30_000, start + 41_000)?;
         assert_eq!(how, ReplayStart::Restored);
         assert!(cache.contains(&KeyId([3; 16]), &[4; 12], start + 41_000));
         assert_eq!(cache.high_water_ms(), start + 41_000);
-        let mode = fs::metadata(dir.path().join("replay.log")).map_err(at(dir.path()))?.permissions().mode();
+        let mode = fs::metadata(dir.path().join("replay.log"))
+            .map_err(at(dir.path()))?
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         Ok(())
     }

@@ -18,8 +18,13 @@ struct Cli {
     #[arg(long, short = 'c', default_value = spad::config::DEFAULT_PATH)]
     config: PathBuf,
     /// Check the configuration and the keys directory, print a summary, and exit.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "init_state")]
     check: bool,
+    /// First install only: create the state directory and an empty replay cache, so
+    /// the first start does not refuse packets for `skew_secs`. Never run it after
+    /// the state directory was lost: that wait is what stops old packets being replayed.
+    #[arg(long)]
+    init_state: bool,
 }
 
 fn init_logging() {
@@ -47,6 +52,28 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if cli.init_state {
+        let done = spad::config::Config::load(&cli.config)
+            .map_err(spad::daemon::DaemonError::from)
+            .and_then(|c| Ok((spad::durable::ReplayLog::init(&c.state_dir)?, c.state_dir)));
+        return match done {
+            Ok((true, dir)) => {
+                println!("created an empty replay cache in {}", dir.display());
+                ExitCode::SUCCESS
+            }
+            Ok((false, dir)) => {
+                println!(
+                    "{} already holds a replay cache: left as it is",
+                    dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("spad: {e}");
                 ExitCode::FAILURE
             }
         };

@@ -1,0 +1,183 @@
+//! The command line: every option, its checks, and the worked examples that
+//! `--help` shows. Parsing only; what the commands do lives in `app`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use spa_proto::{DoorName, ServerId};
+
+use crate::knock::KnockPort;
+use crate::route::Family;
+
+const EXAMPLES: &str = "\
+Examples:
+  Open door ssh on gw.example.net for this machine's address, then wait for port 22:
+    spa-client open ssh gw.example.net --wait 22
+
+  Open door web for 90 seconds, for the address the gateway sees (behind NAT):
+    spa-client --key ~/.spa/laptop.key open web gw.example.net --observed --seconds 90
+
+  Pick one of several gateways in the key file, over IPv6:
+    spa-client -6 open ssh gw2.example.net --server-id gw2.example.net
+
+  Classic knock, like knockd's `knock`: SYN to 7001, a datagram to 7002, SYN to 7003:
+    spa-client knock gw.example.net 7001 7002:udp 7003 -d 100
+
+  Knock this key's current rotating sequence for door ssh (HOST may come from the key file):
+    spa-client knock --door ssh gw.example.net
+
+Exit codes: 0 sent (or the door answered), 1 failed to send, 2 usage or key-file error,
+3 --wait saw no answer.";
+
+/// spa-client: open a door on an spa gateway with one encrypted UDP packet,
+/// or knock a port sequence.
+#[derive(Debug, Parser)]
+#[command(name = "spa-client", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// The client key file (default: ~/.spa/key). Must be mode 0600.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    /// Use IPv4 only when HOST has addresses of both families.
+    #[arg(short = '4', global = true, conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Use IPv6 only when HOST has addresses of both families.
+    #[arg(short = '6', global = true)]
+    pub ipv6: bool,
+
+    /// Say more about what is sent and how.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// The address family asked for with `-4` / `-6`.
+    pub fn family(&self) -> Family {
+        match (self.ipv4, self.ipv6) {
+            (true, _) => Family::V4,
+            (_, true) => Family::V6,
+            _ => Family::Any,
+        }
+    }
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send one SPA packet that asks the gateway to open DOOR for an address.
+    Open(OpenArgs),
+    /// Knock ports: a classic sequence (HOST PORT...) or, with --door, the
+    /// key's current rotating sequence for that door.
+    Knock(KnockArgs),
+}
+
+/// `spa-client open`.
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub struct OpenArgs {
+    /// The door to open: 1-32 of a-z, 0-9, '_', '-', starting with a letter or digit.
+    pub door: DoorName,
+
+    /// The gateway: a name, an IPv4 or an IPv6 address (default: the key file's host).
+    pub host: Option<String>,
+
+    /// The gateway's SPA port (default: the key file's, else 62210).
+    #[arg(long, short = 'p', value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+
+    /// Which gateway of the key file (needed when it holds several).
+    #[arg(long, value_name = "ID")]
+    pub server_id: Option<ServerId>,
+
+    /// Name this address instead of the local address of the route to HOST.
+    #[arg(long, value_name = "IP", conflicts_with = "observed")]
+    pub source: Option<IpAddr>,
+
+    /// Ask for the address the gateway sees (kind 0; the gateway must allow it).
+    #[arg(long)]
+    pub observed: bool,
+
+    /// How long the door should stay open, 1-65535 (default: the door's default).
+    #[arg(long, short = 's', value_parser = clap::value_parser!(u16).range(1..))]
+    pub seconds: Option<u16>,
+
+    /// After sending, wait until a TCP connection to HOST:PORT succeeds.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub wait: Option<u16>,
+
+    /// How long --wait tries, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10, requires = "wait",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub wait_timeout: u64,
+
+    /// Also write the exact 100 bytes sent to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub save_packet: Option<PathBuf>,
+}
+
+/// `spa-client knock`.
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub struct KnockArgs {
+    /// Knock the key's current rotating sequence for this door instead of PORTs.
+    #[arg(long, conflicts_with = "ports")]
+    pub door: Option<DoorName>,
+
+    /// Which gateway of the key file (with --door, when it holds several).
+    #[arg(long, value_name = "ID", requires = "door")]
+    pub server_id: Option<ServerId>,
+
+    /// The host to knock: a name, an IPv4 or an IPv6 address (with --door, default: the key file's host).
+    pub host: Option<String>,
+
+    /// The sequence: PORT, PORT:tcp or PORT:udp (tcp is the default).
+    #[arg(value_name = "PORT[:tcp|:udp]")]
+    pub ports: Vec<KnockPort>,
+
+    /// Delay between knocks, in milliseconds.
+    #[arg(short = 'd', long = "delay", value_name = "MS", default_value_t = 0)]
+    pub delay_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bad_door_names_are_refused_with_the_rule() {
+        let err = Cli::try_parse_from(["spa-client", "open", "SSH", "h"])
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        assert!(
+            matches!(&err, Err(m) if m.contains("must start with a-z or 0-9")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn seconds_zero_is_refused() {
+        assert!(Cli::try_parse_from(["spa-client", "open", "ssh", "h", "--seconds", "0"]).is_err());
+        assert!(
+            Cli::try_parse_from(["spa-client", "open", "ssh", "h", "--seconds", "65535"]).is_ok()
+        );
+    }
+
+    #[test]
+    fn door_and_ports_do_not_mix() {
+        assert!(
+            Cli::try_parse_from(["spa-client", "knock", "--door", "ssh", "h", "7001"]).is_err()
+        );
+    }
+}
