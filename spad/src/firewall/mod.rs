@@ -1,1 +1,523 @@
-//! Firewall backends: nftables, iptables and command templates (to be written).
+//! spad's firewall: opens and closes doors for an address through one of
+//! three backends — nftables sets with kernel timeouts (default), an
+//! iptables chain, or the operator's own commands — and owns everything it
+//! creates in the ruleset (and nothing else). It never reads the clock:
+//! doors whose backend does not close by itself ([`Firewall::kernel_closes`]
+//! is false) are closed when spad's timers call [`Firewall::close`].
+//!
+//! The SPA-port stealth rule goes to nftables unless no door uses nftables
+//! and some door uses iptables. Dropping a `Firewall` changes nothing in the
+//! kernel: call [`Firewall::teardown`] on a clean exit.
+
+mod command;
+mod error;
+mod iptables;
+mod nftables;
+mod runner;
+mod spec;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use spa_proto::names::DoorName;
+use spa_proto::packet::canonical_ip;
+
+pub use command::{CommandTemplates, TemplateError};
+pub use error::FirewallError;
+pub use nftables::{set_name, IpFamily, CHAIN_PRIORITY, DOOR_MARK};
+pub use spec::{BackendKind, DoorSpec, FirewallSettings, PortSpec, PortSpecError, Proto};
+
+use iptables::Iptables;
+use runner::Runner;
+
+/// Time limit for one `nft` process.
+const NFT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Which backends a door set needs, and where the stealth rule goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    nft: bool,
+    iptables: bool,
+    stealth_in_nft: bool,
+    stealth_in_iptables: bool,
+}
+
+impl Plan {
+    fn of(settings: &FirewallSettings, doors: &[DoorSpec]) -> Plan {
+        let any = |kind: fn(&BackendKind) -> bool| doors.iter().any(|d| kind(&d.backend));
+        let nft_doors = any(|b| matches!(b, BackendKind::Nftables));
+        let ipt_doors = any(|b| matches!(b, BackendKind::Iptables));
+        let stealth_in_iptables = settings.stealth && !nft_doors && ipt_doors;
+        let stealth_in_nft = settings.stealth && !stealth_in_iptables;
+        Plan {
+            nft: nft_doors || stealth_in_nft,
+            iptables: ipt_doors || stealth_in_iptables,
+            stealth_in_nft,
+            stealth_in_iptables,
+        }
+    }
+}
+
+/// All firewall backends spad uses, and the doors it opened that only a
+/// timer closes.
+#[derive(Debug)]
+pub struct Firewall {
+    settings: FirewallSettings,
+    runner: Runner,
+    doors: BTreeMap<String, DoorSpec>,
+    plan: Plan,
+    iptables: Iptables,
+    /// Doors open by the iptables and command backends, per door.
+    timer_open: BTreeMap<String, BTreeSet<IpAddr>>,
+}
+
+impl Firewall {
+    /// Checks the doors, then sets up every backend they use, replacing
+    /// whatever spad's table/chain held before (no door is open after it),
+    /// and removes spad's table/chain from backends no door uses any more.
+    /// Running it twice gives the same ruleset.
+    pub fn setup(
+        settings: FirewallSettings,
+        doors: &[DoorSpec],
+    ) -> Result<Firewall, FirewallError> {
+        check_table_name(&settings.table)?;
+        check_doors(doors)?;
+        let mut firewall = Firewall {
+            runner: Runner::new(settings.netns.clone()),
+            iptables: Iptables::new(&settings.table),
+            plan: Plan::of(&settings, &[]),
+            settings,
+            doors: BTreeMap::new(),
+            timer_open: BTreeMap::new(),
+        };
+        let plan = Plan::of(&firewall.settings, doors);
+        let result = firewall.install_fresh(plan, doors);
+        firewall.doors = doors.iter().map(|d| (d.name.clone(), d.clone())).collect();
+        if let Err(err) = result {
+            // Leave nothing half-built behind.
+            if let Err(cleanup) = firewall.teardown() {
+                tracing::warn!(error = %cleanup, "could not remove a half-built firewall setup");
+            }
+            return Err(err);
+        }
+        tracing::info!(
+            doors = firewall.doors.len(),
+            nftables = plan.nft,
+            iptables = plan.iptables,
+            "firewall set up"
+        );
+        Ok(firewall)
+    }
+
+    /// Sets up the backends `plan` needs from scratch.
+    fn install_fresh(&mut self, plan: Plan, doors: &[DoorSpec]) -> Result<(), FirewallError> {
+        if plan.nft {
+            self.plan.nft = true;
+            let script = nftables::setup_script(
+                &self.settings.table,
+                &doors_of(doors, is_nft),
+                plan.stealth_in_nft.then_some(self.settings.spa_port),
+            );
+            self.nft(&script)?;
+        }
+        if plan.iptables {
+            self.plan.iptables = true;
+            self.iptables.install(
+                &self.runner,
+                &doors_of(doors, is_iptables),
+                &[],
+                plan.stealth_in_iptables.then_some(self.settings.spa_port),
+            )?;
+        }
+        self.plan = plan;
+        // A backend this door set does not use may hold spad's state from an
+        // earlier run with another configuration: remove it, best effort
+        // (the tool may well not be installed).
+        if !plan.nft {
+            if let Err(err) = self.nft(&nftables::teardown_script(&self.settings.table)) {
+                tracing::debug!(error = %err, "no stale nftables table removed");
+            }
+        }
+        if !plan.iptables {
+            if let Err(err) = self.iptables.teardown(&self.runner) {
+                tracing::debug!(error = %err, "no stale iptables chain removed");
+            }
+        }
+        Ok(())
+    }
+
+    fn nft(&self, script: &str) -> Result<(), FirewallError> {
+        let argv = ["nft", "-f", "-"].map(str::to_owned);
+        self.runner.run_ok(&argv, Some(script), NFT_TIMEOUT)?;
+        Ok(())
+    }
+
+    fn door(&self, door: &str) -> Result<&DoorSpec, FirewallError> {
+        self.doors
+            .get(door)
+            .ok_or_else(|| FirewallError::UnknownDoor(door.to_owned()))
+    }
+
+    /// Opens `door` for `addr` for `seconds`; on an open door this extends
+    /// it (the new time replaces the old). IPv4-mapped IPv6 addresses count
+    /// as IPv4. `seconds == 0` closes the door.
+    pub fn open(&mut self, door: &str, addr: IpAddr, seconds: u32) -> Result<(), FirewallError> {
+        if seconds == 0 {
+            return self.close(door, addr);
+        }
+        let addr = canonical_ip(addr);
+        let spec = self.door(door)?;
+        match &spec.backend {
+            BackendKind::Nftables => {
+                self.nft(&nftables::open_script(
+                    &self.settings.table,
+                    door,
+                    addr,
+                    seconds,
+                ))?;
+            }
+            BackendKind::Iptables => {
+                self.iptables.open(&self.runner, spec, addr)?;
+                self.timer_open
+                    .entry(door.to_owned())
+                    .or_default()
+                    .insert(addr);
+            }
+            BackendKind::Command(templates) => {
+                command::run_template(
+                    &self.runner,
+                    templates,
+                    "open",
+                    door,
+                    &spec.ports,
+                    addr,
+                    seconds,
+                )?;
+                self.timer_open
+                    .entry(door.to_owned())
+                    .or_default()
+                    .insert(addr);
+            }
+        }
+        tracing::debug!(door, %addr, seconds, "firewall: door opened");
+        Ok(())
+    }
+
+    /// Closes `door` for `addr`. Closing a door that is not open is fine
+    /// (for the command backend, the close command only runs for addresses
+    /// this `Firewall` opened).
+    pub fn close(&mut self, door: &str, addr: IpAddr) -> Result<(), FirewallError> {
+        let addr = canonical_ip(addr);
+        let spec = self.door(door)?;
+        match &spec.backend {
+            BackendKind::Nftables => {
+                self.nft(&nftables::close_script(&self.settings.table, door, addr))?;
+            }
+            BackendKind::Iptables => {
+                self.iptables.close(&self.runner, spec, addr)?;
+            }
+            BackendKind::Command(templates) => {
+                let was_open = self
+                    .timer_open
+                    .get(door)
+                    .is_some_and(|open| open.contains(&addr));
+                if !was_open {
+                    tracing::debug!(door, %addr, "door was not open; no close command run");
+                    return Ok(());
+                }
+                command::run_template(
+                    &self.runner,
+                    templates,
+                    "close",
+                    door,
+                    &spec.ports,
+                    addr,
+                    0,
+                )?;
+            }
+        }
+        if let Some(open) = self.timer_open.get_mut(door) {
+            open.remove(&addr);
+            if open.is_empty() {
+                self.timer_open.remove(door);
+            }
+        }
+        tracing::debug!(door, %addr, "firewall: door closed");
+        Ok(())
+    }
+
+    /// True when the kernel closes this door on time by itself (nftables
+    /// element timeouts), so spad's timer is only a backstop.
+    pub fn kernel_closes(&self, door: &str) -> bool {
+        self.doors
+            .get(door)
+            .is_some_and(|d| matches!(d.backend, BackendKind::Nftables))
+    }
+
+    /// The addresses a door is open for, as far as spad's timer-closed
+    /// backends (iptables, command) know; always empty for nftables doors,
+    /// whose open set lives in the kernel.
+    pub fn timer_open(&self, door: &str) -> Vec<IpAddr> {
+        self.timer_open
+            .get(door)
+            .map(|open| open.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Runs the close command for every door the command backend opened,
+    /// then removes spad's iptables chain and nftables table. Every step is
+    /// tried; the first error is returned.
+    pub fn teardown(&mut self) -> Result<(), FirewallError> {
+        let mut first_error = None;
+        let command_doors: Vec<String> = self
+            .doors
+            .values()
+            .filter(|d| matches!(d.backend, BackendKind::Command(_)))
+            .map(|d| d.name.clone())
+            .collect();
+        for door in command_doors {
+            for addr in self.timer_open(&door) {
+                if let Err(err) = self.close(&door, addr) {
+                    tracing::warn!(door, %addr, error = %err, "close command failed at teardown");
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        if self.plan.iptables {
+            match self.iptables.teardown(&self.runner) {
+                Ok(()) => self.plan.iptables = false,
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        if self.plan.nft {
+            match self.nft(&nftables::teardown_script(&self.settings.table)) {
+                Ok(()) => self.plan.nft = false,
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        self.timer_open.clear();
+        match first_error {
+            None => {
+                tracing::info!("firewall torn down");
+                Ok(())
+            }
+            Some(err) => Err(err),
+        }
+    }
+
+    /// Switches to a new door set (SIGHUP): doors that remain with the same
+    /// backend stay open for the addresses they are open for; doors that go
+    /// away (or change backend) are closed — their command-backend close
+    /// commands run. Every step is tried; the first error is returned.
+    pub fn reconfigure(&mut self, doors: &[DoorSpec]) -> Result<(), FirewallError> {
+        check_doors(doors)?;
+        let new_plan = Plan::of(&self.settings, doors);
+        let same_backend = |old: &DoorSpec| {
+            doors
+                .iter()
+                .any(|d| d.name == old.name && d.backend.name() == old.backend.name())
+        };
+        let mut first_error = None;
+
+        // Command doors that go away get their close commands now.
+        let leaving: Vec<String> = self
+            .doors
+            .values()
+            .filter(|d| matches!(d.backend, BackendKind::Command(_)) && !same_backend(d))
+            .map(|d| d.name.clone())
+            .collect();
+        for door in &leaving {
+            for addr in self.timer_open(door) {
+                if let Err(err) = self.close(door, addr) {
+                    tracing::warn!(door, %addr, error = %err, "close command failed at reconfigure");
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        // What stays open by timer: doors that keep their backend.
+        let old_doors = std::mem::take(&mut self.doors);
+        self.timer_open
+            .retain(|name, _| old_doors.get(name).is_some_and(&same_backend));
+
+        let stealth_nft = new_plan.stealth_in_nft.then_some(self.settings.spa_port);
+        let nft_doors = doors_of(doors, is_nft);
+        let nft_result = match (self.plan.nft, new_plan.nft) {
+            (false, true) => self.nft(&nftables::setup_script(
+                &self.settings.table,
+                &nft_doors,
+                stealth_nft,
+            )),
+            (true, true) => {
+                let old_names: Vec<&str> = old_doors
+                    .values()
+                    .filter(|d| is_nft(d))
+                    .map(|d| d.name.as_str())
+                    .collect();
+                self.nft(&nftables::reconfigure_script(
+                    &self.settings.table,
+                    &old_names,
+                    &nft_doors,
+                    stealth_nft,
+                ))
+            }
+            (true, false) => self.nft(&nftables::teardown_script(&self.settings.table)),
+            (false, false) => Ok(()),
+        };
+        if let Err(err) = nft_result {
+            first_error.get_or_insert(err);
+        }
+
+        let ipt_result = if new_plan.iptables {
+            let open: Vec<(&str, IpAddr)> = self
+                .timer_open
+                .iter()
+                .filter(|(name, _)| doors.iter().any(|d| &d.name == *name && is_iptables(d)))
+                .flat_map(|(name, addrs)| addrs.iter().map(move |a| (name.as_str(), *a)))
+                .collect();
+            self.iptables.install(
+                &self.runner,
+                &doors_of(doors, is_iptables),
+                &open,
+                new_plan
+                    .stealth_in_iptables
+                    .then_some(self.settings.spa_port),
+            )
+        } else if self.plan.iptables {
+            self.iptables.teardown(&self.runner)
+        } else {
+            Ok(())
+        };
+        if let Err(err) = ipt_result {
+            first_error.get_or_insert(err);
+        }
+
+        self.plan = new_plan;
+        self.doors = doors.iter().map(|d| (d.name.clone(), d.clone())).collect();
+        match first_error {
+            None => {
+                tracing::info!(doors = self.doors.len(), "firewall reconfigured");
+                Ok(())
+            }
+            Some(err) => Err(err),
+        }
+    }
+}
+
+fn is_nft(door: &DoorSpec) -> bool {
+    matches!(door.backend, BackendKind::Nftables)
+}
+
+fn is_iptables(door: &DoorSpec) -> bool {
+    matches!(door.backend, BackendKind::Iptables)
+}
+
+fn doors_of(doors: &[DoorSpec], keep: fn(&DoorSpec) -> bool) -> Vec<&DoorSpec> {
+    doors.iter().filter(|d| keep(d)).collect()
+}
+
+/// The table name must be a valid nft identifier and iptables chain name.
+fn check_table_name(table: &str) -> Result<(), FirewallError> {
+    let ok = (1..=28).contains(&table.len())
+        && table.starts_with(|c: char| c.is_ascii_alphabetic())
+        && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(FirewallError::BadTableName(table.to_owned()))
+    }
+}
+
+/// Door names follow the protocol rule and are unique; port-guarding
+/// backends have ports; templates using `{port}` have ports to use.
+fn check_doors(doors: &[DoorSpec]) -> Result<(), FirewallError> {
+    let mut seen = BTreeSet::new();
+    for door in doors {
+        door.name
+            .parse::<DoorName>()
+            .map_err(|source| FirewallError::BadDoorName {
+                name: door.name.clone(),
+                source,
+            })?;
+        if !seen.insert(door.name.as_str()) {
+            return Err(FirewallError::DuplicateDoor(door.name.clone()));
+        }
+        match &door.backend {
+            BackendKind::Nftables | BackendKind::Iptables if door.ports.is_empty() => {
+                return Err(FirewallError::NoPorts {
+                    door: door.name.clone(),
+                    backend: door.backend.name(),
+                });
+            }
+            BackendKind::Command(templates) if templates.uses_ports() && door.ports.is_empty() => {
+                return Err(FirewallError::TemplateNeedsPorts(door.name.clone()));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn door(name: &str, backend: BackendKind, ports: &[&str]) -> DoorSpec {
+        DoorSpec {
+            name: name.into(),
+            ports: ports.iter().map(|p| p.parse().unwrap()).collect(),
+            backend,
+        }
+    }
+
+    #[test]
+    fn stealth_goes_where_the_doors_are() {
+        let stealthy = FirewallSettings {
+            stealth: true,
+            ..FirewallSettings::default()
+        };
+        let nft = door("a", BackendKind::Nftables, &["tcp/22"]);
+        let ipt = door("b", BackendKind::Iptables, &["tcp/22"]);
+        let plan = Plan::of(&stealthy, std::slice::from_ref(&ipt));
+        assert!(plan.iptables && plan.stealth_in_iptables && !plan.nft);
+        let plan = Plan::of(&stealthy, &[ipt, nft]);
+        assert!(plan.iptables && plan.nft && plan.stealth_in_nft && !plan.stealth_in_iptables);
+        let plan = Plan::of(&stealthy, &[]);
+        assert!(plan.nft && plan.stealth_in_nft && !plan.iptables);
+        let plan = Plan::of(&FirewallSettings::default(), &[]);
+        assert!(!plan.nft && !plan.iptables);
+    }
+
+    #[test]
+    fn bad_door_sets_are_refused_before_any_command_runs() {
+        let ok = door("ssh", BackendKind::Nftables, &["tcp/22"]);
+        assert!(check_doors(std::slice::from_ref(&ok)).is_ok());
+        assert!(matches!(
+            check_doors(&[ok.clone(), ok.clone()]),
+            Err(FirewallError::DuplicateDoor(name)) if name == "ssh"
+        ));
+        assert!(matches!(
+            check_doors(&[door("Bad Name", BackendKind::Nftables, &["tcp/22"])]),
+            Err(FirewallError::BadDoorName { .. })
+        ));
+        let err = check_doors(&[door("ssh", BackendKind::Iptables, &[])]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "door \"ssh\" uses the iptables backend but lists no ports"
+        );
+        let templates = CommandTemplates::parse("x {port}", None, Duration::from_secs(1)).unwrap();
+        assert!(matches!(
+            check_doors(&[door("k", BackendKind::Command(templates), &[])]),
+            Err(FirewallError::TemplateNeedsPorts(_))
+        ));
+        for bad in ["", "1spad", "sp ad", "a23456789012345678901234567890"] {
+            assert!(check_table_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_table_name("spad_test1").is_ok());
+    }
+}

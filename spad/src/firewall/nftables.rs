@@ -1,0 +1,300 @@
+//! The nftables backend (the default): writes `nft -f -` scripts for spad's
+//! own `table inet <table>` and nothing else in the ruleset.
+//!
+//! Each door is a pair of sets, `<door>_v4` (ipv4_addr) and `<door>_v6`
+//! (ipv6_addr), both `flags timeout`; a door name starting with a digit gets
+//! a leading `_` (nft names cannot start with one; door names never start
+//! with `_`, so no two doors share a set). Opening adds the address with
+//! `timeout <seconds>s`: the KERNEL closes the door when it runs out, even if
+//! spad is dead. Extending deletes and re-adds the element in one
+//! transaction, so the new timeout always replaces the old one.
+//!
+//! spad's base chain `input` (hook input, priority -10, policy accept):
+//!
+//! ```text
+//! udp dport <spa_port> drop                   # stealth: no ICMP unreachable
+//! ct state established,related accept         # open sessions survive a close
+//! tcp dport 22 ip saddr @ssh_v4 meta mark set meta mark or 0x5350 accept
+//! tcp dport 22 ip6 saddr @ssh_v6 meta mark set meta mark or 0x5350 accept
+//! tcp dport 22 drop                           # everyone else
+//! ```
+//!
+//! An `accept` in one nftables base chain does not override a `drop` in
+//! another: a packet must pass every base chain on the hook. spad's chain
+//! therefore drops the door ports itself, and its `accept` only means "spad
+//! has no objection". A ruleset that already drops by policy (say
+//! `table inet filter` with `policy drop`) must let the door's packets
+//! through itself. Two ways (see `conf/nftables-example.nft`, which a test
+//! loads): accept what spad marked, `meta mark & 0x5350 == 0x5350 accept`
+//! (fail-closed: without spad's table nothing is marked), or accept the
+//! door's ports outright, `tcp dport 22 accept` (spad's chain, at the lower
+//! priority, already dropped everyone else — but with spad's table gone the
+//! port is open to all). Either way keep `ct state established,related
+//! accept` so sessions outlive the door.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use super::spec::{DoorSpec, Proto};
+
+/// The chain priority of spad's input chain: before the usual `filter` (0).
+pub const CHAIN_PRIORITY: i32 = -10;
+
+/// The packet mark bits spad ORs onto packets it let through an open door,
+/// so a later chain with a drop policy can accept exactly those:
+/// `meta mark & 0x5350 == 0x5350 accept`. Fail-closed: when spad's table is
+/// gone, nothing carries the mark.
+pub const DOOR_MARK: u32 = 0x5350;
+
+/// An address family of a door's set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpFamily {
+    /// IPv4: the `<door>_v4` set, iptables.
+    V4,
+    /// IPv6: the `<door>_v6` set, ip6tables.
+    V6,
+}
+
+impl IpFamily {
+    /// The family of `ip`.
+    pub fn of(ip: IpAddr) -> IpFamily {
+        match ip {
+            IpAddr::V4(_) => IpFamily::V4,
+            IpAddr::V6(_) => IpFamily::V6,
+        }
+    }
+}
+
+/// The nftables set holding the addresses a door is open for.
+pub fn set_name(door: &str, family: IpFamily) -> String {
+    let prefix = if door.starts_with(|c: char| c.is_ascii_digit()) {
+        "_"
+    } else {
+        ""
+    };
+    let suffix = match family {
+        IpFamily::V4 => "v4",
+        IpFamily::V6 => "v6",
+    };
+    format!("{prefix}{door}_{suffix}")
+}
+
+/// `22` or `{ 22, 80 }`.
+fn port_list(ports: &[u16]) -> String {
+    match ports {
+        [one] => one.to_string(),
+        many => format!(
+            "{{ {} }}",
+            many.iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The ports of `doors` for `proto`, sorted, without duplicates.
+fn ports_of<'a>(doors: impl IntoIterator<Item = &'a DoorSpec>, proto: Proto) -> Vec<u16> {
+    let mut ports: Vec<u16> = doors
+        .into_iter()
+        .flat_map(|door| door.ports.iter())
+        .filter(|p| p.proto == proto)
+        .map(|p| p.port)
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// The rules of spad's input chain, in order.
+pub(crate) fn chain_rules(doors: &[&DoorSpec], stealth_port: Option<u16>) -> Vec<String> {
+    let mut rules = Vec::new();
+    if let Some(port) = stealth_port {
+        rules.push(format!("udp dport {port} drop"));
+    }
+    if !doors.is_empty() {
+        rules.push("ct state established,related accept".to_owned());
+    }
+    for door in doors {
+        for proto in [Proto::Tcp, Proto::Udp] {
+            let ports = ports_of([*door], proto);
+            if ports.is_empty() {
+                continue;
+            }
+            let list = port_list(&ports);
+            let v4 = set_name(&door.name, IpFamily::V4);
+            let v6 = set_name(&door.name, IpFamily::V6);
+            rules.push(format!(
+                "{proto} dport {list} ip saddr @{v4} meta mark set meta mark or {DOOR_MARK:#x} accept"
+            ));
+            rules.push(format!(
+                "{proto} dport {list} ip6 saddr @{v6} meta mark set meta mark or {DOOR_MARK:#x} accept"
+            ));
+        }
+    }
+    for proto in [Proto::Tcp, Proto::Udp] {
+        let ports = ports_of(doors.iter().copied(), proto);
+        if !ports.is_empty() {
+            rules.push(format!("{proto} dport {} drop", port_list(&ports)));
+        }
+    }
+    rules
+}
+
+fn set_body(family: IpFamily) -> &'static str {
+    match family {
+        IpFamily::V4 => "{ type ipv4_addr; flags timeout; }",
+        IpFamily::V6 => "{ type ipv6_addr; flags timeout; }",
+    }
+}
+
+fn chain_body() -> String {
+    format!("{{ type filter hook input priority {CHAIN_PRIORITY}; policy accept; }}")
+}
+
+/// Replaces spad's table with a fresh one (no door open), atomically.
+pub(crate) fn setup_script(table: &str, doors: &[&DoorSpec], stealth_port: Option<u16>) -> String {
+    let mut s = String::new();
+    // `add` first so `delete` cannot fail when the table does not exist yet.
+    let _ = writeln!(s, "add table inet {table}");
+    let _ = writeln!(s, "delete table inet {table}");
+    let _ = writeln!(s, "add table inet {table}");
+    for door in doors {
+        for family in [IpFamily::V4, IpFamily::V6] {
+            let _ = writeln!(
+                s,
+                "add set inet {table} {} {}",
+                set_name(&door.name, family),
+                set_body(family)
+            );
+        }
+    }
+    let _ = writeln!(s, "add chain inet {table} input {}", chain_body());
+    for rule in chain_rules(doors, stealth_port) {
+        let _ = writeln!(s, "add rule inet {table} input {rule}");
+    }
+    s
+}
+
+/// Moves spad's table to a new door set, atomically, keeping the sets (and
+/// so the open elements) of doors that stay; `old_doors` are the names of
+/// the nftables doors currently set up.
+pub(crate) fn reconfigure_script(
+    table: &str,
+    old_doors: &[&str],
+    doors: &[&DoorSpec],
+    stealth_port: Option<u16>,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "add table inet {table}");
+    let _ = writeln!(s, "add chain inet {table} input {}", chain_body());
+    let _ = writeln!(s, "flush chain inet {table} input");
+    for old in old_doors {
+        if doors.iter().any(|d| d.name == *old) {
+            continue;
+        }
+        for family in [IpFamily::V4, IpFamily::V6] {
+            let name = set_name(old, family);
+            // `add` first so `delete` cannot fail if someone removed it.
+            let _ = writeln!(s, "add set inet {table} {name} {}", set_body(family));
+            let _ = writeln!(s, "delete set inet {table} {name}");
+        }
+    }
+    for door in doors {
+        for family in [IpFamily::V4, IpFamily::V6] {
+            // A no-op for a set that exists: its elements stay.
+            let _ = writeln!(
+                s,
+                "add set inet {table} {} {}",
+                set_name(&door.name, family),
+                set_body(family)
+            );
+        }
+    }
+    for rule in chain_rules(doors, stealth_port) {
+        let _ = writeln!(s, "add rule inet {table} input {rule}");
+    }
+    s
+}
+
+/// Opens (or extends: the new timeout replaces the old) `door` for `ip`.
+pub(crate) fn open_script(table: &str, door: &str, ip: IpAddr, seconds: u32) -> String {
+    let set = set_name(door, IpFamily::of(ip));
+    format!(
+        "add element inet {table} {set} {{ {ip} timeout {seconds}s }}\n\
+         delete element inet {table} {set} {{ {ip} }}\n\
+         add element inet {table} {set} {{ {ip} timeout {seconds}s }}\n"
+    )
+}
+
+/// Closes `door` for `ip`; fine if it was not open.
+pub(crate) fn close_script(table: &str, door: &str, ip: IpAddr) -> String {
+    let set = set_name(door, IpFamily::of(ip));
+    format!(
+        "add element inet {table} {set} {{ {ip} timeout 1s }}\n\
+         delete element inet {table} {set} {{ {ip} }}\n"
+    )
+}
+
+/// Removes spad's table; fine if it is not there.
+pub(crate) fn teardown_script(table: &str) -> String {
+    format!("add table inet {table}\ndelete table inet {table}\n")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::firewall::spec::{BackendKind, PortSpec};
+
+    fn door(name: &str, ports: &[&str]) -> DoorSpec {
+        DoorSpec {
+            name: name.into(),
+            ports: ports
+                .iter()
+                .map(|p| p.parse::<PortSpec>().unwrap())
+                .collect(),
+            backend: BackendKind::Nftables,
+        }
+    }
+
+    #[test]
+    fn set_names_are_valid_nft_names_and_distinct() {
+        assert_eq!(set_name("ssh", IpFamily::V4), "ssh_v4");
+        assert_eq!(set_name("web-1", IpFamily::V6), "web-1_v6");
+        assert_eq!(set_name("22", IpFamily::V4), "_22_v4");
+    }
+
+    #[test]
+    fn the_chain_drops_door_ports_for_everyone_not_in_the_set() {
+        let ssh = door("ssh", &["tcp/22"]);
+        let multi = door("multi", &["tcp/80", "tcp/443", "udp/53", "tcp/22"]);
+        assert_eq!(
+            chain_rules(&[&ssh, &multi], Some(62210)),
+            [
+                "udp dport 62210 drop",
+                "ct state established,related accept",
+                "tcp dport 22 ip saddr @ssh_v4 meta mark set meta mark or 0x5350 accept",
+                "tcp dport 22 ip6 saddr @ssh_v6 meta mark set meta mark or 0x5350 accept",
+                "tcp dport { 22, 80, 443 } ip saddr @multi_v4 meta mark set meta mark or 0x5350 accept",
+                "tcp dport { 22, 80, 443 } ip6 saddr @multi_v6 meta mark set meta mark or 0x5350 accept",
+                "udp dport 53 ip saddr @multi_v4 meta mark set meta mark or 0x5350 accept",
+                "udp dport 53 ip6 saddr @multi_v6 meta mark set meta mark or 0x5350 accept",
+                "tcp dport { 22, 80, 443 } drop",
+                "udp dport 53 drop",
+            ]
+        );
+        assert_eq!(chain_rules(&[], None), Vec::<String>::new());
+    }
+
+    #[test]
+    fn open_extends_by_replacing_the_element() {
+        let script = open_script("spad", "ssh", "2001:db8::1".parse().unwrap(), 30);
+        assert_eq!(
+            script,
+            "add element inet spad ssh_v6 { 2001:db8::1 timeout 30s }\n\
+             delete element inet spad ssh_v6 { 2001:db8::1 }\n\
+             add element inet spad ssh_v6 { 2001:db8::1 timeout 30s }\n"
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! The nftables backend against a real kernel, inside network namespaces
+//! of the test's own: doors closed after setup, open for exactly the
+//! address given, closed again by the kernel's timeout, extended, closed,
+//! reconfigured and torn down; stealth answers no ICMP. Needs root.
+#![allow(clippy::unwrap_used)]
+
+mod firewall_support;
+
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use firewall_support::*;
+use spad::firewall::{BackendKind, DoorSpec, Firewall, FirewallError, FirewallSettings};
+
+fn settings(lab: &Lab, stealth: bool) -> FirewallSettings {
+    FirewallSettings {
+        table: "spad".into(),
+        spa_port: 62210,
+        stealth,
+        netns: Some(lab.server.name.clone()),
+    }
+}
+
+fn nft_door(name: &str, ports: &[&str]) -> DoorSpec {
+    DoorSpec {
+        name: name.into(),
+        ports: ports.iter().map(|p| p.parse().unwrap()).collect(),
+        backend: BackendKind::Nftables,
+    }
+}
+
+fn ruleset(lab: &Lab) -> String {
+    lab.server.exec(&["nft", "list", "ruleset"])
+}
+
+fn set(lab: &Lab, name: &str) -> String {
+    lab.server
+        .exec(&["nft", "list", "set", "inet", "spad", name])
+}
+
+#[test]
+fn a_door_opens_for_one_address_and_the_kernel_closes_it_on_time() {
+    let lab = Lab::new();
+    let _ssh = lab.server.listen_tcp(22);
+    let _other = lab.server.listen_tcp(8080);
+    let mut fw = Firewall::setup(settings(&lab, false), &[nft_door("ssh", &["tcp/22"])]).unwrap();
+    assert!(fw.kernel_closes("ssh"));
+
+    let rules = ruleset(&lab);
+    assert!(rules.contains("table inet spad"), "{rules}");
+    assert!(
+        rules.contains("set ssh_v4") && rules.contains("set ssh_v6"),
+        "{rules}"
+    );
+    assert!(rules.contains("tcp dport 22 drop"), "{rules}");
+    assert!(
+        !rules.contains("elements"),
+        "no door may be open after setup:\n{rules}"
+    );
+
+    assert!(!lab.a_connects(22), "the door must be closed after setup");
+    assert!(!lab.b_connects(22), "the door must be closed after setup");
+    assert!(
+        lab.a_connects(8080),
+        "ports that are no door stay reachable"
+    );
+
+    fw.open("ssh", ip(CLIENT_A), 2).unwrap();
+    let opened_at = Instant::now();
+    assert!(lab.a_connects(22), "A opened the door");
+    assert!(!lab.b_connects(22), "B did not open the door");
+    assert!(
+        !lab.a_connects_v6(22),
+        "A's IPv6 address did not open the door"
+    );
+    assert!(set(&lab, "ssh_v4").contains("192.0.2.2 timeout 2s"));
+
+    // No close(): the kernel's element timeout must shut the door.
+    sleep(Duration::from_millis(2300).saturating_sub(opened_at.elapsed()));
+    assert!(!lab.a_connects(22), "the kernel closed the door after 2 s");
+    assert!(!set(&lab, "ssh_v4").contains("192.0.2.2"));
+
+    fw.open("ssh", ip(CLIENT_A_V6), 30).unwrap();
+    assert!(lab.a_connects_v6(22), "A opened the door over IPv6");
+    assert!(!lab.a_connects(22), "IPv4 stays closed");
+    assert!(set(&lab, "ssh_v6").contains("2001:db8:a::2 timeout 30s"));
+    fw.teardown().unwrap();
+}
+
+#[test]
+fn extending_sets_the_new_timeout_and_closing_is_idempotent() {
+    let lab = Lab::new();
+    let _ssh = lab.server.listen_tcp(22);
+    let _web = lab.server.listen_tcp(443);
+    let mut fw = Firewall::setup(
+        settings(&lab, false),
+        &[
+            nft_door("ssh", &["tcp/22"]),
+            nft_door("9web", &["tcp/443", "udp/443"]),
+        ],
+    )
+    .unwrap();
+
+    fw.open("ssh", ip(CLIENT_A), 30).unwrap();
+    fw.open("ssh", ip(CLIENT_A), 90).unwrap();
+    let listed = set(&lab, "ssh_v4");
+    assert!(listed.contains("192.0.2.2 timeout 1m30s"), "{listed}");
+    assert_eq!(listed.matches("192.0.2.2").count(), 1, "{listed}");
+    // Extending may also shorten: the new time replaces the old.
+    fw.open("ssh", ip(CLIENT_A), 45).unwrap();
+    assert!(set(&lab, "ssh_v4").contains("192.0.2.2 timeout 45s"));
+
+    // An IPv4-mapped IPv6 address is the IPv4 address.
+    fw.open("9web", ip("::ffff:198.51.100.2"), 60).unwrap();
+    assert!(set(&lab, "_9web_v4").contains("198.51.100.2 timeout 1m"));
+    assert!(lab.b_connects(443));
+    assert!(!lab.b_connects(22), "opening one door opens no other");
+
+    fw.close("ssh", ip(CLIENT_A)).unwrap();
+    assert!(!lab.a_connects(22), "closed");
+    assert!(!set(&lab, "ssh_v4").contains("192.0.2.2"));
+    fw.close("ssh", ip(CLIENT_A)).unwrap();
+    fw.close("ssh", ip(CLIENT_A_V6)).unwrap();
+    fw.open("ssh", ip(CLIENT_A), 0).unwrap();
+    assert!(!lab.a_connects(22), "opening for 0 seconds closes");
+
+    match fw.open("nope", ip(CLIENT_A), 10) {
+        Err(FirewallError::UnknownDoor(name)) => assert_eq!(name, "nope"),
+        other => panic!("expected UnknownDoor, got {other:?}"),
+    }
+    fw.teardown().unwrap();
+}
+
+#[test]
+fn stealth_makes_the_spa_port_silent() {
+    let lab = Lab::new();
+    let spa = ip(SERVER_FOR_A);
+    let mut fw = Firewall::setup(settings(&lab, false), &[nft_door("ssh", &["tcp/22"])]).unwrap();
+    assert!(
+        lab.client_a.udp_refused(spa, 62210),
+        "without stealth the kernel answers ICMP"
+    );
+    fw.teardown().unwrap();
+
+    let mut fw = Firewall::setup(settings(&lab, true), &[nft_door("ssh", &["tcp/22"])]).unwrap();
+    assert!(ruleset(&lab).contains("udp dport 62210 drop"));
+    assert!(
+        !lab.client_a.udp_refused(spa, 62210),
+        "with stealth no ICMP comes back"
+    );
+    fw.teardown().unwrap();
+
+    // Stealth alone (no door at all) still gets spad's table.
+    let mut fw = Firewall::setup(settings(&lab, true), &[]).unwrap();
+    assert!(!lab.client_a.udp_refused(spa, 62210));
+    fw.teardown().unwrap();
+    assert!(lab.client_a.udp_refused(spa, 62210));
+}
+
+#[test]
+fn setup_is_idempotent_reconfigure_keeps_open_doors_and_teardown_removes_all() {
+    let lab = Lab::new();
+    let _listeners: Vec<_> = [22, 80, 5432].map(|p| lab.server.listen_tcp(p)).into();
+    let doors = [nft_door("ssh", &["tcp/22"]), nft_door("web", &["tcp/80"])];
+
+    let first = Firewall::setup(settings(&lab, false), &doors).unwrap();
+    let after_first = ruleset(&lab);
+    let mut fw = Firewall::setup(settings(&lab, false), &doors).unwrap();
+    assert_eq!(
+        ruleset(&lab),
+        after_first,
+        "a second setup gives the same ruleset"
+    );
+    drop(first);
+
+    fw.open("ssh", ip(CLIENT_A), 60).unwrap();
+    fw.open("web", ip(CLIENT_A), 60).unwrap();
+    fw.reconfigure(&[nft_door("ssh", &["tcp/22"]), nft_door("db", &["tcp/5432"])])
+        .unwrap();
+    assert!(
+        lab.a_connects(22),
+        "ssh stayed configured: A's open door survives"
+    );
+    assert!(!lab.a_connects(5432), "the new door starts closed");
+    assert!(
+        lab.b_connects(80),
+        "web is no door any more: port 80 is not guarded"
+    );
+    let rules = ruleset(&lab);
+    assert!(
+        !rules.contains("web_v4"),
+        "the removed door's sets are gone:\n{rules}"
+    );
+    assert!(matches!(
+        fw.open("web", ip(CLIENT_A), 5),
+        Err(FirewallError::UnknownDoor(_))
+    ));
+
+    // A setup (e.g. after a restart) starts from closed doors.
+    let mut fw = Firewall::setup(settings(&lab, false), &[nft_door("ssh", &["tcp/22"])]).unwrap();
+    assert!(!lab.a_connects(22));
+
+    fw.teardown().unwrap();
+    assert_eq!(ruleset(&lab).trim(), "", "teardown leaves an empty ruleset");
+    assert!(lab.b_connects(22), "after teardown nothing is guarded");
+    fw.teardown().unwrap();
+}
+
+#[test]
+fn the_documented_drop_policy_ruleset_works_with_spads_table() {
+    let lab = Lab::new();
+    let _ssh = lab.server.listen_tcp(22);
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../conf/nftables-example.nft");
+    lab.server.exec(&["nft", "-f", example]);
+    assert!(!lab.a_connects(22), "the example's policy drops");
+
+    let mut fw = Firewall::setup(settings(&lab, false), &[nft_door("ssh", &["tcp/22"])]).unwrap();
+    assert!(!lab.a_connects(22) && !lab.b_connects(22));
+    fw.open("ssh", ip(CLIENT_A), 30).unwrap();
+    assert!(
+        lab.a_connects(22),
+        "the user's chain lets spad's opened door through"
+    );
+    assert!(!lab.b_connects(22));
+
+    fw.teardown().unwrap();
+    assert!(
+        !lab.a_connects(22),
+        "without spad's table the port fails closed"
+    );
+    let rules = ruleset(&lab);
+    assert!(
+        rules.contains("table inet filter") && !rules.contains("inet spad"),
+        "{rules}"
+    );
+}
+
+#[test]
+fn a_setup_without_nftables_doors_removes_a_stale_table() {
+    let lab = Lab::new();
+    let crashed = Firewall::setup(settings(&lab, false), &[nft_door("ssh", &["tcp/22"])]).unwrap();
+    drop(crashed); // no teardown: as if spad had died
+    assert!(ruleset(&lab).contains("table inet spad"));
+
+    let iptables_door = DoorSpec {
+        backend: BackendKind::Iptables,
+        ..nft_door("ssh", &["tcp/22"])
+    };
+    let mut fw = Firewall::setup(settings(&lab, false), &[iptables_door]).unwrap();
+    assert!(
+        !ruleset(&lab).contains("table inet spad"),
+        "{}",
+        ruleset(&lab)
+    );
+    fw.teardown().unwrap();
+}
