@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use spa_proto::knock::{
+    parse_one_time_file, ClassicDoor, KnockStep, RotatingSpec, TcpFlagsRule, Transport,
+};
 use spa_proto::{DoorName, DoorPolicy, ServerId};
 use toml::Spanned;
 
@@ -38,7 +41,12 @@ impl fmt::Display for ConfigError {
             Some((line, col)) => {
                 write!(f, "{}:{line}:{col}: {}", self.path.display(), self.message)?;
                 if let Some(text) = &self.line_text {
-                    write!(f, "\n  {line:>4} | {text}\n       | {:>width$}", "^", width = col)?;
+                    write!(
+                        f,
+                        "\n  {line:>4} | {text}\n       | {:>width$}",
+                        "^",
+                        width = col
+                    )?;
                 }
                 Ok(())
             }
@@ -133,6 +141,57 @@ struct RawDoor {
     close_command: Option<Spanned<String>>,
     #[serde(default = "default_cmd_timeout")]
     command_timeout_secs: u64,
+    /// knockd-style sequence: `["7000", "8000:tcp", "9000:udp"]`.
+    sequence: Option<Vec<Spanned<String>>>,
+    /// knockd's One_Time_Sequences file.
+    one_time_sequences: Option<Spanned<PathBuf>>,
+    /// Time from the first knock to the last.
+    seq_timeout_secs: Option<u64>,
+    /// knockd's tcpflags, e.g. `"syn"` or `"syn,!ack"`.
+    tcpflags: Option<Spanned<String>>,
+    /// A per-user rotating sequence (PROTOCOL §4).
+    rotating: Option<Spanned<RawRotating>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRotating {
+    n: u8,
+    lo: u16,
+    hi: u16,
+    #[serde(default = "default_proto")]
+    proto: String,
+}
+
+fn default_proto() -> String {
+    "tcp".to_owned()
+}
+
+/// knockd's default seq_timeout.
+const DEFAULT_SEQ_TIMEOUT_SECS: u64 = 25;
+
+/// How a door is opened.
+#[derive(Debug, Clone)]
+pub enum DoorKind {
+    /// By an SPA packet (PROTOCOL §2–3).
+    Spa,
+    /// By a knockd-style port sequence; `one_time_file` is where used one-time
+    /// sequences are marked.
+    Classic {
+        /// The sequence(s) and their rules.
+        door: ClassicDoor,
+        /// knockd's One_Time_Sequences file, if used.
+        one_time_file: Option<PathBuf>,
+    },
+    /// By each allowed user's rotating sequence (PROTOCOL §4).
+    Rotating {
+        /// n ports in [lo, hi].
+        spec: RotatingSpec,
+        /// The transport every port is knocked with.
+        transport: Transport,
+        /// Time from the first knock to the last, ms.
+        seq_timeout_ms: u64,
+    },
 }
 
 /// One SPA door, checked.
@@ -144,6 +203,8 @@ pub struct Door {
     pub policy: DoorPolicy,
     /// What the firewall opens.
     pub spec: DoorSpec,
+    /// What opens it.
+    pub kind: DoorKind,
 }
 
 /// A checked configuration.
@@ -180,7 +241,9 @@ struct Source<'a> {
 
 impl Source<'_> {
     fn error_at(&self, span: Option<Range<usize>>, message: impl Into<String>) -> ConfigError {
-        let place = span.filter(|s| s.end > 0 || s.start > 0).map(|s| line_col(self.text, s.start));
+        let place = span
+            .filter(|s| s.end > 0 || s.start > 0)
+            .map(|s| line_col(self.text, s.start));
         ConfigError {
             path: self.path.to_path_buf(),
             place: place.map(|(l, c, _)| (l, c)),
@@ -216,7 +279,8 @@ impl Config {
     /// Parses and checks config text (`path` names it in errors).
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let src = Source { path, text };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| src.error_at(e.span(), e.message().trim()))?;
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| src.error_at(e.span(), e.message().trim()))?;
         let server_id: ServerId = raw
             .server_id
             .get_ref()
@@ -256,7 +320,48 @@ impl Config {
 
     /// The verifier's door policies.
     pub fn policies(&self) -> BTreeMap<DoorName, DoorPolicy> {
-        self.doors.iter().map(|d| (d.name.clone(), d.policy)).collect()
+        self.doors
+            .iter()
+            .filter(|d| matches!(d.kind, DoorKind::Spa))
+            .map(|d| (d.name.clone(), d.policy))
+            .collect()
+    }
+
+    /// The door called `name`.
+    pub fn door(&self, name: &DoorName) -> Option<&Door> {
+        self.doors.iter().find(|d| &d.name == name)
+    }
+
+    /// Ports the capture filter must let through for knocks: (tcp, udp).
+    /// Rotating doors need their whole range, so the filter never changes
+    /// as steps pass.
+    pub fn knock_ports(&self) -> (Vec<u16>, Vec<u16>) {
+        let (mut tcp, mut udp) = (Vec::new(), Vec::new());
+        let mut add = |t: Transport, p: u16| match t {
+            Transport::Tcp => tcp.push(p),
+            Transport::Udp => udp.push(p),
+        };
+        for d in &self.doors {
+            match &d.kind {
+                DoorKind::Spa => {}
+                DoorKind::Classic { door, .. } => {
+                    let lists = door.one_time.iter().flatten().chain(std::iter::once(&door.steps));
+                    for step in lists.flatten() {
+                        add(step.transport, step.port);
+                    }
+                }
+                DoorKind::Rotating { spec, transport, .. } => {
+                    for p in spec.lo..=spec.hi {
+                        add(*transport, p);
+                    }
+                }
+            }
+        }
+        for v in [&mut tcp, &mut udp] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        (tcp, udp)
     }
 
     /// What the firewall must guard.
@@ -271,18 +376,26 @@ fn check_door(
     raw: &RawDoor,
     default_backend: BackendName,
 ) -> Result<Door, ConfigError> {
-    let door: DoorName = name
-        .get_ref()
-        .parse()
-        .map_err(|e| src.error_at(Some(name.span()), format!("door [doors.{}]: {e}", name.get_ref())))?;
+    let door: DoorName = name.get_ref().parse().map_err(|e| {
+        src.error_at(
+            Some(name.span()),
+            format!("door [doors.{}]: {e}", name.get_ref()),
+        )
+    })?;
     let here = Some(name.span());
     if raw.default_secs == 0 || raw.max_secs == 0 {
-        return Err(src.error_at(here.clone(), format!("door {door}: default_secs and max_secs must be at least 1")));
+        return Err(src.error_at(
+            here.clone(),
+            format!("door {door}: default_secs and max_secs must be at least 1"),
+        ));
     }
     if raw.default_secs > raw.max_secs {
         return Err(src.error_at(
             here.clone(),
-            format!("door {door}: default_secs ({}) is more than max_secs ({})", raw.default_secs, raw.max_secs),
+            format!(
+                "door {door}: default_secs ({}) is more than max_secs ({})",
+                raw.default_secs, raw.max_secs
+            ),
         ));
     }
     let mut ports = Vec::new();
@@ -298,7 +411,10 @@ fn check_door(
         BackendName::Iptables => BackendKind::Iptables,
         BackendName::Command => {
             let open = raw.open_command.as_ref().ok_or_else(|| {
-                src.error_at(here.clone(), format!("door {door}: backend \"command\" needs open_command = \"...\""))
+                src.error_at(
+                    here.clone(),
+                    format!("door {door}: backend \"command\" needs open_command = \"...\""),
+                )
             })?;
             let timeout = Duration::from_secs(raw.command_timeout_secs.max(1));
             let templates = CommandTemplates::parse(
@@ -310,6 +426,7 @@ fn check_door(
             BackendKind::Command(templates)
         }
     };
+    let kind = door_kind(src, &door, raw)?;
     if ports.is_empty() && !matches!(backend, BackendKind::Command(_)) {
         return Err(src.error_at(
             here,
@@ -324,8 +441,138 @@ fn check_door(
     }
     Ok(Door {
         name: door.clone(),
-        policy: DoorPolicy { default_secs: raw.default_secs, max_secs: raw.max_secs },
-        spec: DoorSpec { name: door.to_string(), ports, backend },
+        policy: DoorPolicy {
+            default_secs: raw.default_secs,
+            max_secs: raw.max_secs,
+        },
+        spec: DoorSpec {
+            name: door.to_string(),
+            ports,
+            backend,
+        },
+        kind,
+    })
+}
+
+fn door_kind(src: &Source<'_>, door: &DoorName, raw: &RawDoor) -> Result<DoorKind, ConfigError> {
+    let seq_timeout_ms = raw
+        .seq_timeout_secs
+        .unwrap_or(DEFAULT_SEQ_TIMEOUT_SECS)
+        .saturating_mul(1000);
+    let chosen = [
+        raw.sequence.is_some(),
+        raw.one_time_sequences.is_some(),
+        raw.rotating.is_some(),
+    ];
+    if chosen.iter().filter(|c| **c).count() > 1 {
+        return Err(src.error_at(
+            None,
+            format!("door {door}: use only one of sequence, one_time_sequences and rotating"),
+        ));
+    }
+    if chosen.iter().all(|c| !c) {
+        if let Some(flags) = &raw.tcpflags {
+            return Err(src.error_at(
+                Some(flags.span()),
+                format!("door {door}: tcpflags needs a sequence"),
+            ));
+        }
+        if raw.seq_timeout_secs.is_some() {
+            return Err(src.error_at(
+                None,
+                format!("door {door}: seq_timeout_secs needs a sequence"),
+            ));
+        }
+        return Ok(DoorKind::Spa);
+    }
+    if seq_timeout_ms == 0 {
+        return Err(src.error_at(
+            None,
+            format!("door {door}: seq_timeout_secs must be at least 1"),
+        ));
+    }
+    if let Some(rot) = &raw.rotating {
+        let r = rot.get_ref();
+        let spec = RotatingSpec::new(r.n, r.lo, r.hi)
+            .map_err(|e| src.error_at(Some(rot.span()), format!("door {door}: {e}")))?;
+        let transport = match r.proto.as_str() {
+            "tcp" => Transport::Tcp,
+            "udp" => Transport::Udp,
+            other => {
+                return Err(src.error_at(
+                    Some(rot.span()),
+                    format!(
+                        "door {door}: rotating proto must be \"tcp\" or \"udp\", got {other:?}"
+                    ),
+                ))
+            }
+        };
+        if raw.tcpflags.is_some() {
+            return Err(src.error_at(
+                raw.tcpflags.as_ref().map(|f| f.span()),
+                format!(
+                    "door {door}: rotating doors take one SYN per port; tcpflags does not apply"
+                ),
+            ));
+        }
+        return Ok(DoorKind::Rotating {
+            spec,
+            transport,
+            seq_timeout_ms,
+        });
+    }
+    let tcpflags =
+        match &raw.tcpflags {
+            Some(f) => Some(f.get_ref().parse::<TcpFlagsRule>().map_err(|e| {
+                src.error_at(Some(f.span()), format!("door {door}: tcpflags: {e}"))
+            })?),
+            None => None,
+        };
+    let mut steps = Vec::new();
+    for s in raw.sequence.iter().flatten() {
+        steps.push(
+            s.get_ref()
+                .parse::<KnockStep>()
+                .map_err(|e| src.error_at(Some(s.span()), format!("door {door}: sequence: {e}")))?,
+        );
+    }
+    let (one_time, one_time_file) = match &raw.one_time_sequences {
+        None => (None, None),
+        Some(path) => {
+            let file = path.get_ref();
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                src.error_at(
+                    Some(path.span()),
+                    format!("door {door}: cannot read {}: {e}", file.display()),
+                )
+            })?;
+            let list = parse_one_time_file(&text).map_err(|e| {
+                src.error_at(
+                    Some(path.span()),
+                    format!(
+                        "door {door}: {}:{}:{}: {e}",
+                        file.display(),
+                        e.line,
+                        e.column
+                    ),
+                )
+            })?;
+            (Some(list), Some(file.clone()))
+        }
+    };
+    let classic = ClassicDoor {
+        name: door.clone(),
+        steps,
+        seq_timeout_ms,
+        tcpflags,
+        one_time,
+    };
+    classic
+        .validate()
+        .map_err(|e| src.error_at(None, format!("door {door}: {e}")))?;
+    Ok(DoorKind::Classic {
+        door: classic,
+        one_time_file,
     })
 }
 
@@ -344,18 +591,28 @@ mod tests {
         assert_eq!(c.skew_ms, 30_000);
         assert!(c.stealth);
         assert_eq!(c.doors.len(), 1);
-        assert_eq!(c.doors[0].policy, DoorPolicy { default_secs: 30, max_secs: 3600 });
+        assert_eq!(
+            c.doors[0].policy,
+            DoorPolicy {
+                default_secs: 30,
+                max_secs: 3600
+            }
+        );
         assert_eq!(c.doors[0].spec.backend, BackendKind::Nftables);
         Ok(())
     }
 
     #[test]
     fn a_typo_in_a_key_names_file_line_and_column() {
-        let err = parse("server_id = \"gw1\"\n[doors.ssh]\nopen = [\"tcp/22\"]\ndefualt_secs = 30\n")
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(err.starts_with("/etc/spad.toml:4:1: unknown field `defualt_secs`"), "{err}");
+        let err =
+            parse("server_id = \"gw1\"\n[doors.ssh]\nopen = [\"tcp/22\"]\ndefualt_secs = 30\n")
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+        assert!(
+            err.starts_with("/etc/spad.toml:4:1: unknown field `defualt_secs`"),
+            "{err}"
+        );
         assert!(err.contains("defualt_secs = 30\n"), "{err}");
     }
 
@@ -369,15 +626,25 @@ mod tests {
         assert!(err.1.contains("tpc"), "{}", err.1);
         let err = parse("server_id = \"GW 1\"\n").err().map(|e| e.place);
         assert_eq!(err, Some(Some((1, 13))));
-        let err = parse("server_id = \"gw\"\n[doors.SSH]\nopen=[\"tcp/22\"]\n").err().map(|e| e.place);
+        let err = parse("server_id = \"gw\"\n[doors.SSH]\nopen=[\"tcp/22\"]\n")
+            .err()
+            .map(|e| e.place);
         assert_eq!(err, Some(Some((2, 8))));
-        let err = parse("server_id = \"gw\"\nskew_secs = 900\n").err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains(":2:13: skew_secs must be between 1 and 300"), "{err}");
+        let err = parse("server_id = \"gw\"\nskew_secs = 900\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains(":2:13: skew_secs must be between 1 and 300"),
+            "{err}"
+        );
     }
 
     #[test]
     fn command_doors_need_an_open_command() {
-        let err = parse("server_id = \"gw\"\n[doors.web]\nbackend = \"command\"\n").err().map(|e| e.message);
+        let err = parse("server_id = \"gw\"\n[doors.web]\nbackend = \"command\"\n")
+            .err()
+            .map(|e| e.message);
         assert!(err.unwrap_or_default().contains("needs open_command"));
         let ok = parse(
             "server_id = \"gw\"\n[doors.web]\nbackend = \"command\"\nopen_command = \"/bin/true %IP%\"\n",

@@ -8,15 +8,21 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::net::IpAddr;
+
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
-use spa_proto::{DoorChange, Grant, Keyring, OpenDoor, OpenDoors, Verdict, Verifier, VerifierConfig};
+use spa_proto::knock::{KnockOutcome, KnockPacket, Knocker};
+use spa_proto::{
+    DoorChange, DoorName, Grant, Keyring, OpenDoor, OpenDoors, Verdict, Verifier, VerifierConfig,
+};
 use tracing::{debug, error, info, warn};
 
 use crate::capture::{Capture, CaptureError, CaptureHandle, FilterSpec, Transport};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, DoorKind};
 use crate::counters::Counters;
 use crate::durable::{self, DoorStateFile, ReplayLog, ReplayStart, StateError};
 use crate::firewall::{Firewall, FirewallError, FirewallSettings};
+use crate::knocks::{build_knocker, mark_one_time_used, UsedStepLog};
 
 /// Why spad could not start or keep running.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +50,9 @@ pub enum DaemonError {
 
 /// Milliseconds since the Unix epoch, from the wall clock.
 pub fn wall_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Keys for this gateway, from the keys directory, as the verifier wants them.
@@ -53,10 +61,9 @@ pub fn load_keyring(config: &Config) -> Result<Keyring, DaemonError> {
     for (path, why) in &dir.skipped {
         warn!(path = %path.display(), "key entry skipped: {why}");
     }
-    let doors = config.policies();
-    for e in &dir.entries {
+        for e in &dir.entries {
         for d in &e.doors {
-            if !doors.contains_key(d) {
+            if config.door(d).is_none() {
                 warn!(user = %e.user, door = %d, "key entry names a door the config does not have");
             }
         }
@@ -65,11 +72,20 @@ pub fn load_keyring(config: &Config) -> Result<Keyring, DaemonError> {
 }
 
 fn verifier_config(config: &Config) -> VerifierConfig {
-    VerifierConfig { skew_ms: config.skew_ms, cap: config.replay_cap, doors: config.policies() }
+    VerifierConfig {
+        skew_ms: config.skew_ms,
+        cap: config.replay_cap,
+        doors: config.policies(),
+    }
 }
 
 fn filter_spec(config: &Config) -> FilterSpec {
-    FilterSpec::spa_only(config.port)
+    let (knock_tcp_ports, knock_udp_ports) = config.knock_ports();
+    FilterSpec {
+        spa_udp_port: Some(config.port),
+        knock_tcp_ports,
+        knock_udp_ports,
+    }
 }
 
 fn firewall_settings(config: &Config) -> FirewallSettings {
@@ -85,6 +101,7 @@ fn firewall_settings(config: &Config) -> FirewallSettings {
 #[derive(Debug)]
 enum Event {
     Grant(Grant),
+    Knock(KnockPacket),
     Signal(i32),
     CaptureFailed(String, CaptureError),
 }
@@ -104,6 +121,8 @@ pub struct Daemon {
     shared: Arc<Shared>,
     firewall: Firewall,
     doors: OpenDoors,
+    knocker: Knocker,
+    used_steps: UsedStepLog,
     door_state: DoorStateFile,
     replay_log: ReplayLog,
     captures: Vec<CaptureHandle>,
@@ -121,11 +140,23 @@ impl Daemon {
         let keyring = load_keyring(&config)?;
         let start = wall_ms();
         durable::ensure_state_dir(&config.state_dir)?;
-        let (replay_log, cache, how) = ReplayLog::open(&config.state_dir, config.replay_cap, config.skew_ms, start)?;
+        let (replay_log, cache, how) =
+            ReplayLog::open(&config.state_dir, config.replay_cap, config.skew_ms, start)?;
         match how {
-            ReplayStart::Restored => info!(path = %replay_log.path().display(), live = cache.live_len(start), "replay cache restored"),
-            ReplayStart::NoHistory => info!(path = %replay_log.path().display(), "no replay cache yet: packets sealed before now + skew are refused"),
-            ReplayStart::Unreadable => warn!(path = %replay_log.path().display(), "replay cache unreadable, moved aside: packets sealed before now + skew are refused"),
+            ReplayStart::Restored => {
+                info!(path = %replay_log.path().display(), live = cache.live_len(start), "replay cache restored")
+            }
+            ReplayStart::NoHistory => {
+                info!(path = %replay_log.path().display(), "no replay cache yet: packets sealed before now + skew are refused")
+            }
+            ReplayStart::Unreadable => {
+                warn!(path = %replay_log.path().display(), "replay cache unreadable, moved aside: packets sealed before now + skew are refused")
+            }
+        }
+        let mut knocker = build_knocker(&config, &keyring, start);
+        let (used_steps, used) = UsedStepLog::open(&config.state_dir, start)?;
+        for (key, door, step) in used {
+            knocker.mark_used(key, &door, step);
         }
         let verifier = Verifier::new(verifier_config(&config), keyring, cache);
         let firewall = Firewall::setup(firewall_settings(&config), &config.door_specs())?;
@@ -141,6 +172,8 @@ impl Daemon {
             shared,
             firewall,
             doors: OpenDoors::new(),
+            knocker,
+            used_steps,
             replay_log,
             captures: Vec::new(),
             events,
@@ -149,7 +182,12 @@ impl Daemon {
         daemon.restore_doors()?;
         daemon.start_captures()?;
         daemon.start_signals()?;
-        let users = daemon.shared.verifier.lock().map(|v| v.keyring().len()).unwrap_or(0);
+        let users = daemon
+            .shared
+            .verifier
+            .lock()
+            .map(|v| v.keyring().len())
+            .unwrap_or(0);
         info!(
             server_id = %daemon.config.server_id,
             port = daemon.config.port,
@@ -173,7 +211,9 @@ impl Daemon {
         for d in rearm {
             let secs = (d.until_ms.saturating_sub(now)).div_ceil(1000) as u32;
             match self.firewall.open(d.door.as_str(), d.addr, secs) {
-                Ok(()) => info!(door = %d.door, addr = %d.addr, seconds = secs, "door re-armed after restart"),
+                Ok(()) => {
+                    info!(door = %d.door, addr = %d.addr, seconds = secs, "door re-armed after restart")
+                }
                 Err(e) => {
                     warn!(door = %d.door, addr = %d.addr, "could not re-arm door: {e}");
                     self.doors.remove(&d.door, d.addr);
@@ -207,7 +247,9 @@ impl Daemon {
 
     fn start_signals(&self) -> Result<(), DaemonError> {
         let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT, SIGUSR1])
-            .map_err(|e| DaemonError::Runtime(format!("cannot register signal handlers: {e}")))?;
+            .map_err(|e| {
+            DaemonError::Runtime(format!("cannot register signal handlers: {e}"))
+        })?;
         let tx = self.sender.clone();
         std::thread::Builder::new()
             .name("signals".into())
@@ -225,7 +267,11 @@ impl Daemon {
     /// Runs until SIGTERM/SIGINT; then closes every door it opened.
     pub fn run(mut self) -> Result<(), DaemonError> {
         loop {
-            let first = match self.doors.poll_timeout() {
+            let deadline = match (self.doors.poll_timeout(), self.knocker.poll_timeout()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let first = match deadline {
                 Some(until) => {
                     let wait = until.saturating_sub(wall_ms());
                     match self.events.recv_timeout(Duration::from_millis(wait)) {
@@ -247,14 +293,20 @@ impl Daemon {
                 }
             }
             let mut grants = Vec::new();
+            let mut knocks = Vec::new();
             for ev in batch {
                 match ev {
                     Event::Grant(g) => grants.push(g),
+                    Event::Knock(k) => {
+                        let now = wall_ms();
+                        knocks.extend(self.knocker.on_packet(&k, now));
+                    }
                     Event::Signal(SIGHUP) => self.reload(),
                     Event::Signal(SIGUSR1) => self.log_counters(),
                     Event::Signal(sig) => {
                         info!(signal = sig, "stopping: closing every open door");
                         self.handle_grants(grants)?;
+                        self.handle_knocks(knocks)?;
                         return self.shutdown();
                     }
                     Event::CaptureFailed(iface, e) => {
@@ -265,6 +317,10 @@ impl Daemon {
                 }
             }
             self.handle_grants(grants)?;
+            if self.knocker.poll_timeout().is_some_and(|t| t <= wall_ms()) {
+                knocks.extend(self.knocker.handle_timeout(wall_ms()));
+            }
+            self.handle_knocks(knocks)?;
             self.expire_doors()?;
         }
         self.shutdown()
@@ -278,38 +334,146 @@ impl Daemon {
         let records: Vec<_> = grants.iter().map(|g| g.record).collect();
         if let Err(e) = self.replay_log.append(&records) {
             // PROTOCOL §3 step 9: storage failed, so nothing opens; counted as `cap`.
-            error!("replay log write failed, refusing {} grant(s): {e}", grants.len());
+            error!(
+                "replay log write failed, refusing {} grant(s): {e}",
+                grants.len()
+            );
             for _ in &grants {
                 self.shared.counters.reject(spa_proto::Reason::Cap);
             }
             return Ok(());
         }
-        let mut to_open = Vec::new();
-        for g in &grants {
-            self.shared.counters.grant();
-            match self.doors.open(&g.door, g.addr, g.now_ms, g.seconds) {
-                DoorChange::Opened { until_ms } => to_open.push((g, until_ms, "door opened")),
-                DoorChange::Extended { until_ms } => to_open.push((g, until_ms, "door extended")),
-                DoorChange::Unchanged { until_ms } => {
-                    let left = until_ms.saturating_sub(g.now_ms) / 1000;
-                    info!(door = %g.door, addr = %g.addr, user = %g.user, seconds_left = left, "door already open");
+        let requests: Vec<OpenRequest> = grants
+            .iter()
+            .map(|g| {
+                self.shared.counters.grant();
+                OpenRequest {
+                    door: g.door.clone(),
+                    addr: g.addr,
+                    user: g.user.clone(),
+                    seconds: g.seconds,
+                    now_ms: g.now_ms,
                 }
-            }
-        }
-        self.door_state.write(&self.doors.to_state())?;
-        for (g, until_ms, what) in to_open {
-            let secs = until_ms.saturating_sub(g.now_ms).div_ceil(1000) as u32;
-            match self.firewall.open(g.door.as_str(), g.addr, secs) {
-                Ok(()) => info!(door = %g.door, addr = %g.addr, user = %g.user, seconds = secs, "{what}"),
-                Err(e) => error!(door = %g.door, addr = %g.addr, user = %g.user, "could not open door: {e}"),
-            }
-        }
+            })
+            .collect();
+        self.open_doors(&requests)?;
         if let Ok(v) = self.shared.verifier.lock() {
             if let Err(e) = self.replay_log.maybe_compact(v.replay(), wall_ms()) {
                 warn!("replay log compaction failed: {e}");
             }
         }
         Ok(())
+    }
+
+    /// Records the doors in the state file, then opens them in the firewall.
+    fn open_doors(&mut self, requests: &[OpenRequest]) -> Result<(), DaemonError> {
+        if requests.is_empty() {
+            return Ok(());
+        }
+        let mut to_open = Vec::new();
+        for r in requests {
+            match self.doors.open(&r.door, r.addr, r.now_ms, r.seconds) {
+                DoorChange::Opened { until_ms } => to_open.push((r, until_ms, "door opened")),
+                DoorChange::Extended { until_ms } => to_open.push((r, until_ms, "door extended")),
+                DoorChange::Unchanged { until_ms } => {
+                    let left = until_ms.saturating_sub(r.now_ms) / 1000;
+                    info!(door = %r.door, addr = %r.addr, user = %r.user, seconds_left = left, "door already open");
+                }
+            }
+        }
+        self.door_state.write(&self.doors.to_state())?;
+        for (r, until_ms, what) in to_open {
+            let secs = until_ms.saturating_sub(r.now_ms).div_ceil(1000) as u32;
+            match self.firewall.open(r.door.as_str(), r.addr, secs) {
+                Ok(()) => {
+                    info!(door = %r.door, addr = %r.addr, user = %r.user, seconds = secs, "{what}")
+                }
+                Err(e) => {
+                    error!(door = %r.door, addr = %r.addr, user = %r.user, "could not open door: {e}")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Carries out what the knock state machine decided, in knockd's words.
+    fn handle_knocks(&mut self, outcomes: Vec<KnockOutcome>) -> Result<(), DaemonError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let used: Vec<_> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                KnockOutcome::UsedStep { key, door, step } => Some((*key, door.clone(), *step)),
+                _ => None,
+            })
+            .collect();
+        if let Err(e) = self.used_steps.append(&used) {
+            error!("could not record used rotating steps, refusing to open: {e}");
+            return Ok(());
+        }
+        let now = wall_ms();
+        let mut requests = Vec::new();
+        for o in outcomes {
+            match o {
+                KnockOutcome::Stage {
+                    door,
+                    addr,
+                    stage,
+                    of,
+                } => {
+                    info!(door = %door, addr = %addr, "knock: stage {stage} of {of}")
+                }
+                KnockOutcome::Opened { door, addr, user } => {
+                    let Some(d) = self.config.door(&door) else {
+                        continue;
+                    };
+                    info!(door = %door, addr = %addr, "knock: sequence complete");
+                    requests.push(OpenRequest {
+                        seconds: d.policy.default_secs,
+                        door,
+                        addr,
+                        user: user.unwrap_or_else(|| "-".to_owned()),
+                        now_ms: now,
+                    });
+                }
+                KnockOutcome::Replayed {
+                    door,
+                    addr,
+                    user,
+                    step,
+                } => {
+                    warn!(door = %door, addr = %addr, user = %user, step, "knock: rotating sequence already used in this step: not opened")
+                }
+                KnockOutcome::TimedOut { door, addr } => {
+                    info!(door = %door, addr = %addr, "knock: sequence timed out")
+                }
+                KnockOutcome::Reset { door, addr } => {
+                    debug!(door = %door, addr = %addr, "knock: wrong port, sequence reset")
+                }
+                KnockOutcome::OneTimeUsed { door, index, steps } => {
+                    if let Some(DoorKind::Classic {
+                        one_time_file: Some(file),
+                        ..
+                    }) = self.config.door(&door).map(|d| &d.kind)
+                    {
+                        match mark_one_time_used(&file, &steps) {
+                            Ok(_) => {
+                                info!(door = %door, index, file = %file.display(), "knock: one-time sequence used and marked")
+                            }
+                            Err(e) => {
+                                error!(door = %door, "could not mark the one-time sequence used: {e}")
+                            }
+                        }
+                    }
+                }
+                KnockOutcome::OneTimeExhausted { door } => {
+                    warn!(door = %door, "knock: no one-time sequences left: door disabled")
+                }
+                _ => {}
+            }
+        }
+        self.open_doors(&requests)
     }
 
     fn expire_doors(&mut self) -> Result<(), DaemonError> {
@@ -364,27 +528,39 @@ impl Daemon {
             }
         }
         self.firewall.reconfigure(&config.door_specs())?;
-        if config.port != self.config.port {
-            let spec = filter_spec(&config);
-            for c in &self.captures {
-                c.set_filter(&spec)?;
-            }
-            if let Ok(mut p) = self.shared.spa_port.lock() {
-                *p = config.port;
-            }
+        let spec = filter_spec(&config);
+        for c in &self.captures {
+            c.set_filter(&spec)?;
         }
+        if let Ok(mut p) = self.shared.spa_port.lock() {
+            *p = config.port;
+        }
+        let now = wall_ms();
+        let mut knocker = build_knocker(&config, &keyring, now);
+        let (used_steps, used) = UsedStepLog::open(&config.state_dir, now)?;
+        for (key, door, step) in used {
+            knocker.mark_used(key, &door, step);
+        }
+        self.knocker = knocker;
+        self.used_steps = used_steps;
         if let Ok(mut v) = self.shared.verifier.lock() {
             v.reload(verifier_config(&config), keyring, wall_ms());
         }
         // Doors that no longer exist are closed.
-        let gone: Vec<OpenDoor> =
-            self.doors.iter().filter(|d| !config.doors.iter().any(|c| c.name == d.door)).collect();
+        let gone: Vec<OpenDoor> = self
+            .doors
+            .iter()
+            .filter(|d| !config.doors.iter().any(|c| c.name == d.door))
+            .collect();
         for d in gone {
             self.doors.remove(&d.door, d.addr);
             info!(door = %d.door, addr = %d.addr, "door closed (removed from the config)");
         }
         self.door_state.write(&self.doors.to_state())?;
-        self.config = Config { path: self.config.path.clone(), ..config };
+        self.config = Config {
+            path: self.config.path.clone(),
+            ..config
+        };
         Ok(())
     }
 
@@ -408,8 +584,39 @@ fn capture_loop(mut capture: Capture, shared: Arc<Shared>, tx: SyncSender<Event>
                 return;
             }
         };
-        let Transport::Udp { dst_port, .. } = packet.transport else { continue };
-        if dst_port != *shared.spa_port.lock().unwrap_or_else(|e| e.into_inner()) {
+        let spa_port = *shared.spa_port.lock().unwrap_or_else(|e| e.into_inner());
+        let knock = match packet.transport {
+            Transport::Udp { dst_port, .. } if dst_port == spa_port => None,
+            Transport::Udp {
+                src_port, dst_port, ..
+            } => Some(KnockPacket {
+                src: packet.src,
+                transport: spa_proto::knock::Transport::Udp,
+                dst_port,
+                tcp_flags: 0,
+                src_port,
+                tcp_seq: 0,
+            }),
+            Transport::Tcp {
+                src_port,
+                dst_port,
+                flags,
+                seq,
+            } => Some(KnockPacket {
+                src: packet.src,
+                transport: spa_proto::knock::Transport::Tcp,
+                dst_port,
+                tcp_flags: flags,
+                src_port,
+                tcp_seq: seq,
+            }),
+        };
+        if let Some(k) = knock {
+            match tx.try_send(Event::Knock(k)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => shared.counters.overload(),
+                Err(TrySendError::Disconnected(_)) => return,
+            }
             continue;
         }
         let verdict = {
@@ -430,6 +637,16 @@ fn capture_loop(mut capture: Capture, shared: Arc<Shared>, tx: SyncSender<Event>
             }
         }
     }
+}
+
+/// A door to open for an address, from an SPA grant or a completed knock.
+#[derive(Debug, Clone)]
+struct OpenRequest {
+    door: DoorName,
+    addr: IpAddr,
+    user: String,
+    seconds: u32,
+    now_ms: u64,
 }
 
 /// `spad --check`: the config and its keys, or the first error.

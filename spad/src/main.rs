@@ -25,6 +25,19 @@ struct Cli {
     /// the state directory was lost: that wait is what stops old packets being replayed.
     #[arg(long)]
     init_state: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Print a spad config equivalent to a knockd.conf (review it, then use it).
+    ///
+    /// Example: spad import-knockd /etc/knockd.conf > /etc/spad.toml
+    ImportKnockd {
+        /// The knockd configuration file.
+        file: PathBuf,
+    },
 }
 
 fn init_logging() {
@@ -44,6 +57,24 @@ fn init_logging() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::ImportKnockd { file }) = &cli.command {
+        let imported = std::fs::read_to_string(file)
+            .map_err(|e| format!("{}: cannot read: {e}", file.display()))
+            .and_then(|text| spad::import_knockd::import(file, &text).map_err(|e| e.to_string()));
+        return match imported {
+            Ok(import) => {
+                print!("{}", import.toml);
+                for w in &import.warnings {
+                    eprintln!("warning: {w}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("spad: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if cli.check {
         return match spad::daemon::check(&cli.config) {
             Ok(summary) => {
