@@ -167,6 +167,9 @@ fn default_proto() -> String {
     "tcp".to_owned()
 }
 
+/// The longest a door may be open: a year (nftables refuses far larger timeouts).
+const MAX_OPEN_SECS: u32 = 365 * 24 * 3600;
+
 /// knockd's default seq_timeout.
 const DEFAULT_SEQ_TIMEOUT_SECS: u64 = 25;
 
@@ -345,12 +348,18 @@ impl Config {
             match &d.kind {
                 DoorKind::Spa => {}
                 DoorKind::Classic { door, .. } => {
-                    let lists = door.one_time.iter().flatten().chain(std::iter::once(&door.steps));
+                    let lists = door
+                        .one_time
+                        .iter()
+                        .flatten()
+                        .chain(std::iter::once(&door.steps));
                     for step in lists.flatten() {
                         add(step.transport, step.port);
                     }
                 }
-                DoorKind::Rotating { spec, transport, .. } => {
+                DoorKind::Rotating {
+                    spec, transport, ..
+                } => {
                     for p in spec.lo..=spec.hi {
                         add(*transport, p);
                     }
@@ -387,6 +396,15 @@ fn check_door(
         return Err(src.error_at(
             here.clone(),
             format!("door {door}: default_secs and max_secs must be at least 1"),
+        ));
+    }
+    if raw.max_secs > MAX_OPEN_SECS {
+        return Err(src.error_at(
+            here.clone(),
+            format!(
+                "door {door}: max_secs ({}) is more than a year ({MAX_OPEN_SECS})",
+                raw.max_secs
+            ),
         ));
     }
     if raw.default_secs > raw.max_secs {

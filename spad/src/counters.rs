@@ -86,11 +86,17 @@ mod tests {
     fn counts_per_reason_and_rate_limits_the_summary() {
         let c = Counters::default();
         assert!(c.reject(Reason::Hint), "first rejection logs a summary");
-        assert!(!c.reject(Reason::Hint), "the next one within a minute does not");
+        assert!(
+            !c.reject(Reason::Hint),
+            "the next one within a minute does not"
+        );
         c.reject(Reason::Replay);
         c.grant();
         assert_eq!(c.rejected(Reason::Hint), 2);
         let s = c.summary();
-        assert!(s.contains("granted=1") && s.contains("hint=2") && s.contains("replay=1"), "{s}");
+        assert!(
+            s.contains("granted=1") && s.contains("hint=2") && s.contains("replay=1"),
+            "{s}"
+        );
     }
 }

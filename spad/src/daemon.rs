@@ -61,7 +61,7 @@ pub fn load_keyring(config: &Config) -> Result<Keyring, DaemonError> {
     for (path, why) in &dir.skipped {
         warn!(path = %path.display(), "key entry skipped: {why}");
     }
-        for e in &dir.entries {
+    for e in &dir.entries {
         for d in &e.doors {
             if config.door(d).is_none() {
                 warn!(user = %e.user, door = %d, "key entry names a door the config does not have");
@@ -204,21 +204,39 @@ impl Daemon {
         let saved = self.door_state.read()?;
         let now = wall_ms();
         let overdue = self.doors.restore(saved, now);
-        for d in overdue {
-            self.close_in_firewall(&d, "overdue after restart");
+        for d in &overdue {
+            self.firewall.adopt(d.door.as_str(), d.addr);
         }
+        self.close_in_firewall(&overdue, "overdue after restart");
         let rearm: Vec<OpenDoor> = self.doors.iter().collect();
+        let mut reopen = Vec::new();
         for d in rearm {
             let secs = (d.until_ms.saturating_sub(now)).div_ceil(1000) as u32;
-            match self.firewall.open(d.door.as_str(), d.addr, secs) {
+            if self.firewall.adopt(d.door.as_str(), d.addr) {
+                info!(door = %d.door, addr = %d.addr, seconds_left = secs, "door still open after restart");
+            } else {
+                reopen.push((d, secs));
+            }
+        }
+        let opens: Vec<(&str, IpAddr, u32)> = reopen
+            .iter()
+            .map(|(d, secs)| (d.door.as_str(), d.addr, *secs))
+            .collect();
+        let results = self.firewall.open_many(&opens);
+        let mut failed = Vec::new();
+        for ((d, secs), result) in reopen.iter().zip(results) {
+            match result {
                 Ok(()) => {
                     info!(door = %d.door, addr = %d.addr, seconds = secs, "door re-armed after restart")
                 }
                 Err(e) => {
                     warn!(door = %d.door, addr = %d.addr, "could not re-arm door: {e}");
-                    self.doors.remove(&d.door, d.addr);
+                    failed.push(d.clone());
                 }
             }
+        }
+        for d in failed {
+            self.doors.remove(&d.door, d.addr);
         }
         self.door_state.write(&self.doors.to_state())?;
         Ok(())
@@ -382,9 +400,16 @@ impl Daemon {
             }
         }
         self.door_state.write(&self.doors.to_state())?;
-        for (r, until_ms, what) in to_open {
-            let secs = until_ms.saturating_sub(r.now_ms).div_ceil(1000) as u32;
-            match self.firewall.open(r.door.as_str(), r.addr, secs) {
+        let opens: Vec<(&str, IpAddr, u32)> = to_open
+            .iter()
+            .map(|(r, until_ms, _)| {
+                let secs = until_ms.saturating_sub(r.now_ms).div_ceil(1000) as u32;
+                (r.door.as_str(), r.addr, secs)
+            })
+            .collect();
+        let results = self.firewall.open_many(&opens);
+        for (((r, _, what), (_, _, secs)), result) in to_open.iter().zip(&opens).zip(results) {
+            match result {
                 Ok(()) => {
                     info!(door = %r.door, addr = %r.addr, user = %r.user, seconds = secs, "{what}")
                 }
@@ -481,17 +506,19 @@ impl Daemon {
         if due.is_empty() {
             return Ok(());
         }
-        for d in &due {
-            self.close_in_firewall(d, "time is up");
-        }
+        self.close_in_firewall(&due, "time is up");
         self.door_state.write(&self.doors.to_state())?;
         Ok(())
     }
 
-    fn close_in_firewall(&mut self, d: &OpenDoor, why: &str) {
-        match self.firewall.close(d.door.as_str(), d.addr) {
-            Ok(()) => info!(door = %d.door, addr = %d.addr, "door closed ({why})"),
-            Err(e) => error!(door = %d.door, addr = %d.addr, "could not close door: {e}"),
+    /// Closes doors in the firewall (one transaction for the nftables ones).
+    fn close_in_firewall(&mut self, doors: &[OpenDoor], why: &str) {
+        let closes: Vec<(&str, IpAddr)> = doors.iter().map(|d| (d.door.as_str(), d.addr)).collect();
+        for (d, result) in doors.iter().zip(self.firewall.close_many(&closes)) {
+            match result {
+                Ok(()) => info!(door = %d.door, addr = %d.addr, "door closed ({why})"),
+                Err(e) => error!(door = %d.door, addr = %d.addr, "could not close door: {e}"),
+            }
         }
     }
 
@@ -565,9 +592,8 @@ impl Daemon {
     }
 
     fn shutdown(&mut self) -> Result<(), DaemonError> {
-        for d in self.doors.drain() {
-            self.close_in_firewall(&d, "spad stopping");
-        }
+        let open = self.doors.drain();
+        self.close_in_firewall(&open, "spad stopping");
         self.door_state.write(&self.doors.to_state())?;
         info!("counters: {}", self.shared.counters.summary());
         info!("spad stopped");

@@ -254,3 +254,62 @@ fn a_setup_without_nftables_doors_removes_a_stale_table() {
     );
     fw.teardown().unwrap();
 }
+
+#[test]
+fn a_batch_opens_and_closes_many_doors_in_one_go_and_a_bad_entry_fails_alone() {
+    let lab = Lab::new();
+    let _ssh = lab.server.listen_tcp(22);
+    let _web = lab.server.listen_tcp(443);
+    let mut fw = Firewall::setup(
+        settings(&lab, false),
+        &[nft_door("ssh", &["tcp/22"]), nft_door("web", &["tcp/443"])],
+    )
+    .unwrap();
+    assert_eq!(
+        fw.nft_engine(),
+        spad::firewall::NftEngine::Process,
+        "another namespace is only reachable through `ip netns exec nft`"
+    );
+
+    let results = fw.open_many(&[
+        ("ssh", ip(CLIENT_A), 60),
+        ("ssh", ip(CLIENT_A_V6), 60),
+        ("web", ip(CLIENT_B), 30),
+        ("ssh", ip("10.0.0.7"), 10),
+        ("ssh", ip("10.0.0.7"), 40), // the later entry wins
+    ]);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(lab.a_connects(22) && lab.a_connects_v6(22));
+    assert!(lab.b_connects(443) && !lab.b_connects(22));
+    let ssh = set(&lab, "ssh_v4");
+    assert!(ssh.contains("192.0.2.2 timeout 1m"), "{ssh}");
+    assert!(ssh.contains("10.0.0.7 timeout 40s"), "{ssh}");
+    assert!(set(&lab, "web_v4").contains("198.51.100.2 timeout 30s"));
+
+    // nft refuses this timeout: the batch is retried entry by entry, so
+    // only that entry fails.
+    let results = fw.open_many(&[
+        ("web", ip(CLIENT_A), 60),
+        ("web", ip("10.0.0.8"), u32::MAX),
+        ("gone", ip(CLIENT_A), 60),
+    ]);
+    assert!(results[0].is_ok(), "{results:?}");
+    assert!(
+        matches!(&results[1], Err(FirewallError::Failed { stderr, .. }) if stderr.contains("value too large")),
+        "{results:?}"
+    );
+    assert!(matches!(&results[2], Err(FirewallError::UnknownDoor(_))));
+    assert!(lab.a_connects(443));
+
+    let results = fw.close_many(&[
+        ("ssh", ip(CLIENT_A)),
+        ("web", ip(CLIENT_B)),
+        ("ssh", ip("10.0.0.99")), // never open: fine
+    ]);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(!lab.a_connects(22), "closed");
+    assert!(!lab.b_connects(443), "closed");
+    assert!(lab.a_connects_v6(22), "not in the close batch");
+    assert!(fw.open_many(&[]).is_empty());
+    fw.teardown().unwrap();
+}

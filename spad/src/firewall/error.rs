@@ -1,6 +1,6 @@
 //! The one error type of the firewall: which command failed, how, and what
 //! it printed on stderr; or which door or setting was refused before any
-//! command ran.
+//! command ran; or what in-process libnftables reported.
 
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -41,6 +41,17 @@ pub enum FirewallError {
         /// The limit it ran past.
         timeout: Duration,
     },
+    /// In-process libnftables refused a script (nothing of it was applied).
+    #[error("libnftables refused the nft script starting {first_line:?}: {message}")]
+    NftLibrary {
+        /// The script's first line, to tell which operation failed.
+        first_line: String,
+        /// What libnftables reported (the text `nft` prints on stderr).
+        message: String,
+    },
+    /// In-process libnftables was asked for but cannot be used.
+    #[error("in-process libnftables cannot be used: {0}")]
+    NftLibraryUnavailable(String),
     /// `open`/`close` named a door that is not configured.
     #[error("no door named {0:?} is configured")]
     UnknownDoor(String),

@@ -5,6 +5,12 @@
 //! doors whose backend does not close by itself ([`Firewall::kernel_closes`]
 //! is false) are closed when spad's timers call [`Firewall::close`].
 //!
+//! nftables scripts run in-process through libnftables when it can be
+//! loaded and the firewall works in spad's own network namespace, else
+//! through `nft -f -` processes ([`NftEngine`]). Many opens or closes at
+//! once ([`Firewall::open_many`], [`Firewall::close_many`]) go to nftables
+//! as one transaction.
+//!
 //! The SPA-port stealth rule goes to nftables unless no door uses nftables
 //! and some door uses iptables. Dropping a `Firewall` changes nothing in the
 //! kernel: call [`Firewall::teardown`] on a clean exit.
@@ -12,27 +18,28 @@
 mod command;
 mod error;
 mod iptables;
+mod libnft;
+mod nft_engine;
 mod nftables;
 mod runner;
 mod spec;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::time::Duration;
 
 use spa_proto::names::DoorName;
 use spa_proto::packet::canonical_ip;
 
 pub use command::{CommandTemplates, TemplateError};
 pub use error::FirewallError;
+pub use nft_engine::NftEngine;
 pub use nftables::{set_name, IpFamily, CHAIN_PRIORITY, DOOR_MARK};
 pub use spec::{BackendKind, DoorSpec, FirewallSettings, PortSpec, PortSpecError, Proto};
 
 use iptables::Iptables;
+use nft_engine::NftScripts;
+use nftables::ElementChange;
 use runner::Runner;
-
-/// Time limit for one `nft` process.
-const NFT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Which backends a door set needs, and where the stealth rule goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +72,7 @@ impl Plan {
 pub struct Firewall {
     settings: FirewallSettings,
     runner: Runner,
+    nft_scripts: NftScripts,
     doors: BTreeMap<String, DoorSpec>,
     plan: Plan,
     iptables: Iptables,
@@ -76,14 +84,29 @@ impl Firewall {
     /// Checks the doors, then sets up every backend they use, replacing
     /// whatever spad's table/chain held before (no door is open after it),
     /// and removes spad's table/chain from backends no door uses any more.
-    /// Running it twice gives the same ruleset.
+    /// Running it twice gives the same ruleset. nftables is driven
+    /// in-process when possible (see [`NftEngine`]; logged at info).
     pub fn setup(
         settings: FirewallSettings,
         doors: &[DoorSpec],
     ) -> Result<Firewall, FirewallError> {
+        Firewall::setup_with_nft_engine(settings, doors, None)
+    }
+
+    /// [`Firewall::setup`] with the nftables engine chosen by the caller:
+    /// `Some(NftEngine::Process)` always spawns `nft -f -`;
+    /// `Some(NftEngine::Library)` fails with
+    /// [`FirewallError::NftLibraryUnavailable`] when libnftables cannot be
+    /// loaded or `settings.netns` is set; `None` picks as `setup` does.
+    pub fn setup_with_nft_engine(
+        settings: FirewallSettings,
+        doors: &[DoorSpec],
+        engine: Option<NftEngine>,
+    ) -> Result<Firewall, FirewallError> {
         check_table_name(&settings.table)?;
         check_doors(doors)?;
         let mut firewall = Firewall {
+            nft_scripts: NftScripts::choose(engine, settings.netns.as_deref())?,
             runner: Runner::new(settings.netns.clone()),
             iptables: Iptables::new(&settings.table),
             plan: Plan::of(&settings, &[]),
@@ -104,6 +127,7 @@ impl Firewall {
         tracing::info!(
             doors = firewall.doors.len(),
             nftables = plan.nft,
+            nft_engine = %firewall.nft_scripts.engine(),
             iptables = plan.iptables,
             "firewall set up"
         );
@@ -147,10 +171,13 @@ impl Firewall {
         Ok(())
     }
 
-    fn nft(&self, script: &str) -> Result<(), FirewallError> {
-        let argv = ["nft", "-f", "-"].map(str::to_owned);
-        self.runner.run_ok(&argv, Some(script), NFT_TIMEOUT)?;
-        Ok(())
+    fn nft(&mut self, script: &str) -> Result<(), FirewallError> {
+        self.nft_scripts.run(&self.runner, script)
+    }
+
+    /// How this firewall runs its nftables scripts.
+    pub fn nft_engine(&self) -> NftEngine {
+        self.nft_scripts.engine()
     }
 
     fn door(&self, door: &str) -> Result<&DoorSpec, FirewallError> {
@@ -163,61 +190,111 @@ impl Firewall {
     /// it (the new time replaces the old). IPv4-mapped IPv6 addresses count
     /// as IPv4. `seconds == 0` closes the door.
     pub fn open(&mut self, door: &str, addr: IpAddr, seconds: u32) -> Result<(), FirewallError> {
-        if seconds == 0 {
-            return self.close(door, addr);
-        }
-        let addr = canonical_ip(addr);
-        let spec = self.door(door)?;
-        match &spec.backend {
-            BackendKind::Nftables => {
-                self.nft(&nftables::open_script(
-                    &self.settings.table,
-                    door,
-                    addr,
-                    seconds,
-                ))?;
-            }
-            BackendKind::Iptables => {
-                self.iptables.open(&self.runner, spec, addr)?;
-                self.timer_open
-                    .entry(door.to_owned())
-                    .or_default()
-                    .insert(addr);
-            }
-            BackendKind::Command(templates) => {
-                command::run_template(
-                    &self.runner,
-                    templates,
-                    "open",
-                    door,
-                    &spec.ports,
-                    addr,
-                    seconds,
-                )?;
-                self.timer_open
-                    .entry(door.to_owned())
-                    .or_default()
-                    .insert(addr);
-            }
-        }
-        tracing::debug!(door, %addr, seconds, "firewall: door opened");
-        Ok(())
+        first_result(self.open_many(&[(door, addr, seconds)]))
     }
 
     /// Closes `door` for `addr`. Closing a door that is not open is fine
     /// (for the command backend, the close command only runs for addresses
     /// this `Firewall` opened).
     pub fn close(&mut self, door: &str, addr: IpAddr) -> Result<(), FirewallError> {
-        let addr = canonical_ip(addr);
-        let spec = self.door(door)?;
-        match &spec.backend {
-            BackendKind::Nftables => {
-                self.nft(&nftables::close_script(&self.settings.table, door, addr))?;
+        first_result(self.close_many(&[(door, addr)]))
+    }
+
+    /// [`Firewall::open`] for each `(door, addr, seconds)`; one result per
+    /// entry, in order. Every nftables entry goes into ONE transaction (one
+    /// script); if nftables refuses it, the entries are retried one by one,
+    /// so a bad entry fails alone. iptables and command doors are opened
+    /// one by one, as by `open`. The same door and address twice: the last
+    /// entry decides, as if they had run in order.
+    pub fn open_many(&mut self, opens: &[(&str, IpAddr, u32)]) -> Vec<Result<(), FirewallError>> {
+        let changes: Vec<ElementChange<'_>> = opens
+            .iter()
+            .map(|&(door, ip, seconds)| ElementChange {
+                door,
+                ip: canonical_ip(ip),
+                seconds,
+            })
+            .collect();
+        self.apply(&changes)
+    }
+
+    /// [`Firewall::close`] for each `(door, addr)`; one result per entry,
+    /// in order, batched like [`Firewall::open_many`].
+    pub fn close_many(&mut self, closes: &[(&str, IpAddr)]) -> Vec<Result<(), FirewallError>> {
+        let changes: Vec<ElementChange<'_>> = closes
+            .iter()
+            .map(|&(door, ip)| ElementChange {
+                door,
+                ip: canonical_ip(ip),
+                seconds: 0,
+            })
+            .collect();
+        self.apply(&changes)
+    }
+
+    /// Applies opens (`seconds > 0`) and closes (`seconds == 0`): nftables
+    /// ones as one transaction, falling back to one at a time; the others
+    /// in order. Addresses are already canonical.
+    fn apply(&mut self, changes: &[ElementChange<'_>]) -> Vec<Result<(), FirewallError>> {
+        let mut results: Vec<Result<(), FirewallError>> = changes.iter().map(|_| Ok(())).collect();
+        let mut nft_changes: Vec<usize> = Vec::new();
+        for (index, change) in changes.iter().enumerate() {
+            match self.doors.get(change.door).map(is_nft) {
+                None => results[index] = Err(FirewallError::UnknownDoor(change.door.to_owned())),
+                Some(true) => nft_changes.push(index),
+                Some(false) => results[index] = self.change_timer_door(*change),
             }
-            BackendKind::Iptables => {
+        }
+        if nft_changes.len() > 1 {
+            let batch: Vec<ElementChange<'_>> = nft_changes.iter().map(|&i| changes[i]).collect();
+            let script = nftables::batch_script(&self.settings.table, &batch);
+            match self.nft(&script) {
+                Ok(()) => {
+                    for change in &batch {
+                        log_change(change);
+                    }
+                    return results;
+                }
+                Err(err) => tracing::warn!(
+                    changes = batch.len(),
+                    error = %err,
+                    "nftables refused a batch of door changes; applying them one by one"
+                ),
+            }
+        }
+        for index in nft_changes {
+            let change = changes[index];
+            let script = nftables::batch_script(&self.settings.table, &[change]);
+            results[index] = self.nft(&script);
+            if results[index].is_ok() {
+                log_change(&change);
+            }
+        }
+        results
+    }
+
+    /// Opens or closes one door of a backend whose doors spad's timers
+    /// close (iptables, command).
+    fn change_timer_door(&mut self, change: ElementChange<'_>) -> Result<(), FirewallError> {
+        let ElementChange {
+            door,
+            ip: addr,
+            seconds,
+        } = change;
+        let spec = self.door(door)?;
+        match (&spec.backend, seconds) {
+            (BackendKind::Nftables, _) => {
+                // Never reached: nftables doors are changed by `apply`.
+                let script = nftables::batch_script(&self.settings.table, &[change]);
+                self.nft(&script)?;
+            }
+            (BackendKind::Iptables, 0) => {
                 self.iptables.close(&self.runner, spec, addr)?;
             }
-            BackendKind::Command(templates) => {
+            (BackendKind::Iptables, _) => {
+                self.iptables.open(&self.runner, spec, addr)?;
+            }
+            (BackendKind::Command(templates), 0) => {
                 let was_open = self
                     .timer_open
                     .get(door)
@@ -236,15 +313,52 @@ impl Firewall {
                     0,
                 )?;
             }
-        }
-        if let Some(open) = self.timer_open.get_mut(door) {
-            open.remove(&addr);
-            if open.is_empty() {
-                self.timer_open.remove(door);
+            (BackendKind::Command(templates), _) => {
+                command::run_template(
+                    &self.runner,
+                    templates,
+                    "open",
+                    door,
+                    &spec.ports,
+                    addr,
+                    seconds,
+                )?;
             }
         }
-        tracing::debug!(door, %addr, "firewall: door closed");
+        if seconds == 0 {
+            if let Some(open) = self.timer_open.get_mut(door) {
+                open.remove(&addr);
+                if open.is_empty() {
+                    self.timer_open.remove(door);
+                }
+            }
+        } else {
+            self.timer_open
+                .entry(door.to_owned())
+                .or_default()
+                .insert(addr);
+        }
+        log_change(&change);
         Ok(())
+    }
+
+    /// Takes over a command door that an earlier spad opened (from the
+    /// state file after a restart): its open command's effect is still in
+    /// place, so nothing runs now, but `close` will run the close command.
+    /// Returns false for doors of other backends, which `setup` starts closed
+    /// and which must be opened again instead.
+    pub fn adopt(&mut self, door: &str, addr: IpAddr) -> bool {
+        let is_command = self
+            .doors
+            .get(door)
+            .is_some_and(|d| matches!(d.backend, BackendKind::Command(_)));
+        if is_command {
+            self.timer_open
+                .entry(door.to_owned())
+                .or_default()
+                .insert(spa_proto::packet::canonical_ip(addr));
+        }
+        is_command
     }
 
     /// True when the kernel closes this door on time by itself (nftables
@@ -408,6 +522,20 @@ impl Firewall {
     }
 }
 
+/// The one result of a one-entry batch.
+fn first_result(results: Vec<Result<(), FirewallError>>) -> Result<(), FirewallError> {
+    results.into_iter().next().unwrap_or(Ok(()))
+}
+
+fn log_change(change: &ElementChange<'_>) {
+    let ElementChange { door, ip, seconds } = *change;
+    if seconds == 0 {
+        tracing::debug!(door, %ip, "firewall: door closed");
+    } else {
+        tracing::debug!(door, %ip, seconds, "firewall: door opened");
+    }
+}
+
 fn is_nft(door: &DoorSpec) -> bool {
     matches!(door.backend, BackendKind::Nftables)
 }
@@ -466,6 +594,7 @@ fn check_doors(doors: &[DoorSpec]) -> Result<(), FirewallError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn door(name: &str, backend: BackendKind, ports: &[&str]) -> DoorSpec {
         DoorSpec {
@@ -473,6 +602,12 @@ mod tests {
             ports: ports.iter().map(|p| p.parse().unwrap()).collect(),
             backend,
         }
+    }
+
+    #[test]
+    fn a_firewall_can_move_to_another_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Firewall>();
     }
 
     #[test]

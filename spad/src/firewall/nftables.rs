@@ -1,5 +1,6 @@
-//! The nftables backend (the default): writes `nft -f -` scripts for spad's
-//! own `table inet <table>` and nothing else in the ruleset.
+//! The nftables backend (the default): writes nft scripts (the same text
+//! for in-process libnftables and `nft -f -`) for spad's own
+//! `table inet <table>` and nothing else in the ruleset.
 //!
 //! Each door is a pair of sets, `<door>_v4` (ipv4_addr) and `<door>_v6`
 //! (ipv6_addr), both `flags timeout`; a door name starting with a digit gets
@@ -7,7 +8,10 @@
 //! with `_`, so no two doors share a set). Opening adds the address with
 //! `timeout <seconds>s`: the KERNEL closes the door when it runs out, even if
 //! spad is dead. Extending deletes and re-adds the element in one
-//! transaction, so the new timeout always replaces the old one.
+//! transaction, so the new timeout always replaces the old one. A batch of
+//! opens and closes is one transaction too, three commands per set
+//! whatever its size ([`batch_script`]); single opens and closes are
+//! batches of one.
 //!
 //! spad's base chain `input` (hook input, priority -10, policy accept):
 //!
@@ -32,6 +36,7 @@
 //! port is open to all). Either way keep `ct state established,related
 //! accept` so sessions outlive the door.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -217,22 +222,79 @@ pub(crate) fn reconfigure_script(
     s
 }
 
+/// One element change of a batch: open `door` for `ip` for `seconds` (or
+/// extend it: the new timeout replaces the old), or close it when
+/// `seconds` is 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ElementChange<'a> {
+    pub door: &'a str,
+    pub ip: IpAddr,
+    pub seconds: u32,
+}
+
+/// All `changes` as one transaction. Per set: add every element (closes
+/// with a 1 s timeout, so the delete cannot fail on an absent element),
+/// delete them all, re-add the opened ones with their new timeouts. When
+/// the same door and address appear more than once, the last change wins,
+/// as if they had run one after another.
+pub(crate) fn batch_script(table: &str, changes: &[ElementChange<'_>]) -> String {
+    // Per set, in order of first appearance: (address, seconds), deduplicated.
+    let mut sets: Vec<(String, Vec<(IpAddr, u32)>)> = Vec::new();
+    let mut set_index: HashMap<String, usize> = HashMap::new();
+    let mut element_index: HashMap<(usize, IpAddr), usize> = HashMap::new();
+    for change in changes {
+        let set = set_name(change.door, IpFamily::of(change.ip));
+        let set_at = *set_index.entry(set.clone()).or_insert_with(|| {
+            sets.push((set, Vec::new()));
+            sets.len() - 1
+        });
+        let elements = &mut sets[set_at].1;
+        match element_index.entry((set_at, change.ip)) {
+            Entry::Occupied(at) => elements[*at.get()].1 = change.seconds,
+            Entry::Vacant(slot) => {
+                slot.insert(elements.len());
+                elements.push((change.ip, change.seconds));
+            }
+        }
+    }
+    let mut s = String::new();
+    for (set, elements) in &sets {
+        let list = |pick: &dyn Fn(&(IpAddr, u32)) -> Option<String>| {
+            elements
+                .iter()
+                .filter_map(pick)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let all_timed = list(&|(ip, seconds)| Some(format!("{ip} timeout {}s", (*seconds).max(1))));
+        let all = list(&|(ip, _)| Some(ip.to_string()));
+        let opened =
+            list(&|(ip, seconds)| (*seconds > 0).then(|| format!("{ip} timeout {seconds}s")));
+        let _ = writeln!(s, "add element inet {table} {set} {{ {all_timed} }}");
+        let _ = writeln!(s, "delete element inet {table} {set} {{ {all} }}");
+        if !opened.is_empty() {
+            let _ = writeln!(s, "add element inet {table} {set} {{ {opened} }}");
+        }
+    }
+    s
+}
+
 /// Opens (or extends: the new timeout replaces the old) `door` for `ip`.
+#[cfg(test)]
 pub(crate) fn open_script(table: &str, door: &str, ip: IpAddr, seconds: u32) -> String {
-    let set = set_name(door, IpFamily::of(ip));
-    format!(
-        "add element inet {table} {set} {{ {ip} timeout {seconds}s }}\n\
-         delete element inet {table} {set} {{ {ip} }}\n\
-         add element inet {table} {set} {{ {ip} timeout {seconds}s }}\n"
-    )
+    batch_script(table, &[ElementChange { door, ip, seconds }])
 }
 
 /// Closes `door` for `ip`; fine if it was not open.
+#[cfg(test)]
 pub(crate) fn close_script(table: &str, door: &str, ip: IpAddr) -> String {
-    let set = set_name(door, IpFamily::of(ip));
-    format!(
-        "add element inet {table} {set} {{ {ip} timeout 1s }}\n\
-         delete element inet {table} {set} {{ {ip} }}\n"
+    batch_script(
+        table,
+        &[ElementChange {
+            door,
+            ip,
+            seconds: 0,
+        }],
     )
 }
 
@@ -296,5 +358,50 @@ mod tests {
              delete element inet spad ssh_v6 { 2001:db8::1 }\n\
              add element inet spad ssh_v6 { 2001:db8::1 timeout 30s }\n"
         );
+    }
+
+    #[test]
+    fn closing_adds_then_deletes_so_an_absent_element_is_no_error() {
+        let script = close_script("spad", "ssh", "192.0.2.2".parse().unwrap());
+        assert_eq!(
+            script,
+            "add element inet spad ssh_v4 { 192.0.2.2 timeout 1s }\n\
+             delete element inet spad ssh_v4 { 192.0.2.2 }\n"
+        );
+    }
+
+    #[test]
+    fn a_batch_is_three_commands_per_set_and_the_last_change_wins() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let change = |door, text, seconds| ElementChange {
+            door,
+            ip: ip(text),
+            seconds,
+        };
+        let script = batch_script(
+            "spad",
+            &[
+                change("ssh", "192.0.2.2", 30),
+                change("ssh", "2001:db8::1", 60),
+                change("ssh", "192.0.2.3", 30),
+                change("ssh", "192.0.2.2", 0),
+                change("web", "192.0.2.2", 10),
+                change("ssh", "192.0.2.4", 0),
+                change("ssh", "192.0.2.3", 45),
+            ],
+        );
+        assert_eq!(
+            script,
+            "add element inet spad ssh_v4 { 192.0.2.2 timeout 1s, 192.0.2.3 timeout 45s, 192.0.2.4 timeout 1s }\n\
+             delete element inet spad ssh_v4 { 192.0.2.2, 192.0.2.3, 192.0.2.4 }\n\
+             add element inet spad ssh_v4 { 192.0.2.3 timeout 45s }\n\
+             add element inet spad ssh_v6 { 2001:db8::1 timeout 60s }\n\
+             delete element inet spad ssh_v6 { 2001:db8::1 }\n\
+             add element inet spad ssh_v6 { 2001:db8::1 timeout 60s }\n\
+             add element inet spad web_v4 { 192.0.2.2 timeout 10s }\n\
+             delete element inet spad web_v4 { 192.0.2.2 }\n\
+             add element inet spad web_v4 { 192.0.2.2 timeout 10s }\n"
+        );
+        assert_eq!(batch_script("spad", &[]), "");
     }
 }
