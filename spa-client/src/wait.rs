@@ -1,6 +1,8 @@
 //! `--wait PORT`: after the packet went out, tries a TCP connection to the
 //! door's service every ~200 ms until one succeeds or the time is up. Each
-//! attempt has its own short connect timeout; nothing is written to the socket.
+//! attempt has its own connect timeout, short at first (the first SYN often
+//! arrives before the firewall opened and is dropped) and doubling up to 2 s
+//! for slow links; nothing is written to the socket.
 
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
@@ -8,8 +10,10 @@ use std::time::{Duration, Instant};
 
 /// The pause between two connection attempts.
 pub const RETRY_EVERY: Duration = Duration::from_millis(200);
+/// The first connection attempt's timeout; each later one doubles it.
+pub const FIRST_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(250);
 /// The longest a single connection attempt may take.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1000);
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(2000);
 
 /// How waiting for the door ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +34,7 @@ pub enum WaitOutcome {
 pub fn wait_for_tcp(dest: SocketAddr, timeout: Duration) -> WaitOutcome {
     let start = Instant::now();
     let deadline = start + timeout;
+    let mut attempt_timeout = FIRST_ATTEMPT_TIMEOUT;
     loop {
         let attempt_start = Instant::now();
         let left = deadline.saturating_duration_since(attempt_start);
@@ -38,7 +43,8 @@ pub fn wait_for_tcp(dest: SocketAddr, timeout: Duration) -> WaitOutcome {
                 after: start.elapsed(),
             };
         }
-        let budget = left.min(ATTEMPT_TIMEOUT);
+        let budget = left.min(attempt_timeout);
+        attempt_timeout = (attempt_timeout * 2).min(ATTEMPT_TIMEOUT);
         if TcpStream::connect_timeout(&dest, budget).is_ok() {
             return WaitOutcome::Open {
                 after: start.elapsed(),

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace; exits non-zero if anything fails.
+# The end-to-end tests (package spa-e2e) need root: they build network
+# namespaces and drive nftables/iptables inside them.
+#
+#   sudo bash tests/run-all.sh          # everything
+#   SPA_RUN_DEMO=1 sudo bash tests/run-all.sh   # ... and the README demo too
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [[ $EUID -ne 0 ]]; then
+    echo "run-all: the end-to-end tests need root (network namespaces, firewall): sudo bash $0" >&2
+    exit 1
+fi
+
+echo "run-all: building the binaries the end-to-end tests run"
+cargo build --workspace --bins
+
+echo "run-all: cargo test --workspace"
+cargo test --workspace
+
+echo "run-all: checking the tests left no network namespaces behind"
+leftover=$(ip netns list | grep -E '^spa-(e2e|demo)-' || true)
+if [[ -n "$leftover" ]]; then
+    echo "run-all: namespaces left behind by the tests:" >&2
+    echo "$leftover" >&2
+    exit 1
+fi
+
+bash -n demo/demo.sh
+if [[ "${SPA_RUN_DEMO:-0}" == 1 ]]; then
+    echo "run-all: running the demo"
+    bash demo/demo.sh
+fi
+
+echo "run-all: all tests passed"
