@@ -1,5 +1,5 @@
 //! `--wait PORT`: after the packet went out, tries a TCP connection to the
-//! door's service every ~200 ms until one succeeds or the time is up. Each
+//! door's service every ~100 ms until one succeeds or the time is up. Each
 //! attempt has its own connect timeout, short at first (the first SYN often
 //! arrives before the firewall opened and is dropped) and doubling up to 2 s
 //! for slow links; nothing is written to the socket.
@@ -9,9 +9,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// The pause between two connection attempts.
-pub const RETRY_EVERY: Duration = Duration::from_millis(200);
+pub const RETRY_EVERY: Duration = Duration::from_millis(100);
 /// The first connection attempt's timeout; each later one doubles it.
-pub const FIRST_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(250);
+pub const FIRST_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(100);
 /// The longest a single connection attempt may take.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(2000);
 
