@@ -482,7 +482,7 @@ impl Daemon {
                         ..
                     }) = self.config.door(&door).map(|d| &d.kind)
                     {
-                        match mark_one_time_used(&file, &steps) {
+                        match mark_one_time_used(file, &steps) {
                             Ok(_) => {
                                 info!(door = %door, index, file = %file.display(), "knock: one-time sequence used and marked")
                             }

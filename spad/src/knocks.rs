@@ -46,6 +46,9 @@ pub fn build_knocker(config: &Config, keyring: &Keyring, now_ms: u64) -> Knocker
     Knocker::new(classic, rotating, now_ms)
 }
 
+/// One used rotating step: the key, the door, the step.
+pub type UsedStep = (KeyId, DoorName, u64);
+
 /// Used rotating (key, door, step) triples: appended and flushed before the
 /// door opens, so a sniffed sequence cannot be completed again after a restart.
 #[derive(Debug)]
@@ -86,7 +89,7 @@ impl UsedStepLog {
     pub fn open(
         dir: &Path,
         now_ms: u64,
-    ) -> Result<(UsedStepLog, Vec<(KeyId, DoorName, u64)>), StateError> {
+    ) -> Result<(UsedStepLog, Vec<UsedStep>), StateError> {
         let path = dir.join("knock-used.log");
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
@@ -113,7 +116,7 @@ impl UsedStepLog {
     }
 
     /// Appends used steps and flushes them to disk.
-    pub fn append(&mut self, used: &[(KeyId, DoorName, u64)]) -> Result<(), StateError> {
+    pub fn append(&mut self, used: &[UsedStep]) -> Result<(), StateError> {
         if used.is_empty() {
             return Ok(());
         }

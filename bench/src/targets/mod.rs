@@ -1,0 +1,150 @@
+//! The daemons under test and how each is set up in the server namespace,
+//! started fresh, asked for its capture counters, and stopped leaving the
+//! namespace's firewall as it found it. One file per daemon.
+
+pub mod fwknopd;
+pub mod knockd;
+pub mod spad;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{io, BenchError, Result};
+use crate::netns::{Guarded, Netns};
+
+/// Which daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// spa's own daemon (nftables backend).
+    Spad,
+    /// Debian's fwknop-server (iptables backend, its default).
+    Fwknopd,
+    /// knockd (classic port knocking; runs an `nft` command per open).
+    Knockd,
+}
+
+impl Kind {
+    /// Its name in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Spad => "spad",
+            Kind::Fwknopd => "fwknopd",
+            Kind::Knockd => "knockd",
+        }
+    }
+}
+
+/// Kernel packet-socket counters a daemon reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureCounters {
+    /// Frames that passed the filter.
+    pub received: u64,
+    /// Frames the kernel dropped because the socket buffer was full.
+    pub dropped: u64,
+}
+
+/// A daemon running in the server namespace.
+#[derive(Debug)]
+pub struct Running {
+    /// Which daemon.
+    pub kind: Kind,
+    /// The process (its pid is the daemon's: `ip netns exec` execs it).
+    pub process: Guarded,
+    /// Where its output goes.
+    pub log: PathBuf,
+    /// Commands run in the server namespace after it stops (firewall clean-up).
+    cleanup: Vec<Vec<String>>,
+    server: String,
+}
+
+impl Running {
+    /// The daemon's pid.
+    pub fn pid(&self) -> i32 {
+        self.process.pid()
+    }
+
+    /// The capture counters so far, where the daemon reports them (spad: on SIGUSR1).
+    pub fn capture_counters(&mut self) -> Result<Option<CaptureCounters>> {
+        match self.kind {
+            Kind::Spad => spad::capture_counters(self).map(Some),
+            Kind::Fwknopd | Kind::Knockd => Ok(None),
+        }
+    }
+
+    /// The daemon's output so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops the daemon and undoes the firewall set-up.
+    pub fn stop(&mut self) {
+        self.process.stop();
+        for cmd in std::mem::take(&mut self.cleanup) {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "exec", &self.server])
+                .args(&cmd)
+                .output();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts `cmd` in `ns` with stdout and stderr into `log`, then waits until
+/// `log` contains `ready` (or the process dies, or 10 s pass).
+pub(crate) fn start_logged(
+    kind: Kind,
+    ns: &Netns,
+    mut cmd: std::process::Command,
+    log: &Path,
+    ready: &str,
+    cleanup: Vec<Vec<String>>,
+) -> Result<Running> {
+    let out = std::fs::File::create(log).map_err(io(format!("creating {}", log.display())))?;
+    let err = out
+        .try_clone()
+        .map_err(io(format!("opening {}", log.display())))?;
+    cmd.stdout(out).stderr(err);
+    let process = Guarded::spawn(kind.name(), cmd)?;
+    let mut running = Running {
+        kind,
+        process,
+        log: log.to_path_buf(),
+        cleanup,
+        server: ns.name().to_owned(),
+    };
+    let timeout = Duration::from_secs(10);
+    let deadline = Instant::now() + timeout;
+    loop {
+        if running.log_text().contains(ready) {
+            return Ok(running);
+        }
+        if !running.process.running() {
+            return Err(BenchError::Invalid(format!(
+                "{} exited before it was ready; its output:\n{}",
+                kind.name(),
+                running.log_text()
+            )));
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::Timeout {
+                what: format!(
+                    "{} to log {ready:?}; its output:\n{}",
+                    kind.name(),
+                    running.log_text()
+                ),
+                after: timeout,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Turns `&["nft", "delete", ...]` into an owned clean-up command.
+pub(crate) fn owned(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| (*s).to_owned()).collect()
+}
