@@ -100,7 +100,7 @@ fn firewall_settings(config: &Config) -> FirewallSettings {
 /// What the capture threads and signal thread tell the main loop.
 #[derive(Debug)]
 enum Event {
-    Grant(Grant),
+    Grant(Box<Grant>),
     Knock(KnockPacket),
     Signal(i32),
     CaptureFailed(String, CaptureError),
@@ -131,7 +131,7 @@ pub struct Daemon {
 }
 
 /// Capacity of the queue from capture threads to the main loop.
-const QUEUE: usize = 4096;
+const QUEUE: usize = 1024;
 
 impl Daemon {
     /// Loads everything, sets up the firewall, restores state and starts capturing.
@@ -314,7 +314,7 @@ impl Daemon {
             let mut knocks = Vec::new();
             for ev in batch {
                 match ev {
-                    Event::Grant(g) => grants.push(g),
+                    Event::Grant(g) => grants.push(*g),
                     Event::Knock(k) => {
                         let now = wall_ms();
                         knocks.extend(self.knocker.on_packet(&k, now));
@@ -650,7 +650,7 @@ fn capture_loop(mut capture: Capture, shared: Arc<Shared>, tx: SyncSender<Event>
             v.verify(packet.payload, packet.src, wall_ms())
         };
         match verdict {
-            Verdict::Grant(g) => match tx.try_send(Event::Grant(g)) {
+            Verdict::Grant(g) => match tx.try_send(Event::Grant(Box::new(g))) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => shared.counters.overload(),
                 Err(TrySendError::Disconnected(_)) => return,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 
 /// spad keeps doors (ssh, an admin page, …) closed to everyone and opens one,
 /// for one address and for a while, when a valid SPA packet asks for it.
@@ -41,9 +41,13 @@ enum Command {
 }
 
 fn init_logging() {
-    let filter = EnvFilter::try_from_env("SPAD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // SPAD_LOG=debug|info|warn|error (default info); debug logs every dropped datagram.
+    let level = std::env::var("SPAD_LOG")
+        .ok()
+        .and_then(|v| v.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(level)
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(false);
