@@ -65,6 +65,9 @@ pub enum ReplayDecodeError {
     Magic,
 }
 
+/// The key id of the log's state record (never a real key's id).
+const STATE_MARKER: KeyId = KeyId([0; 16]);
+
 /// Magic bytes at the start of a replay log.
 pub const LOG_MAGIC: &[u8; 8] = b"spaRPL1\n";
 
@@ -122,7 +125,9 @@ impl ReplayCache {
 
     /// Restores a cache from a log (magic + records); a torn last record is ignored.
     pub fn from_log(bytes: &[u8], cap: usize, skew_ms: u64) -> Result<Self, ReplayDecodeError> {
-        let body = bytes.strip_prefix(LOG_MAGIC.as_slice()).ok_or(ReplayDecodeError::Magic)?;
+        let body = bytes
+            .strip_prefix(LOG_MAGIC.as_slice())
+            .ok_or(ReplayDecodeError::Magic)?;
         let mut cache = Self::new(cap, skew_ms);
         for chunk in body.chunks_exact(ReplayRecord::LEN) {
             let mut rec = [0u8; ReplayRecord::LEN];
@@ -137,28 +142,44 @@ impl ReplayCache {
     /// Adds a stored record back (no cap check: it was accepted before).
     pub fn restore(&mut self, rec: ReplayRecord) {
         self.high_water_ms = self.high_water_ms.max(rec.now_ms);
+        if rec.key == STATE_MARKER {
+            // Not a packet: the cache's own state (see `to_log`).
+            self.refuse_until_ms = self.refuse_until_ms.max(rec.timestamp_ms);
+            return;
+        }
         let list = self.per_key.entry(rec.key).or_default();
         if !list.iter().any(|e| e.nonce == rec.nonce) {
-            list.push(Entry { nonce: rec.nonce, timestamp_ms: rec.timestamp_ms });
+            list.push(Entry {
+                nonce: rec.nonce,
+                timestamp_ms: rec.timestamp_ms,
+            });
         }
     }
 
-    /// The whole live cache as a log (for compaction: written to a new file and renamed).
+    /// The whole live cache as a log (for compaction: written to a new file
+    /// and renamed). It starts with a state record (key id all zero, which no
+    /// SHA-256-derived id is) holding the high-water mark and, while it still
+    /// matters, the time up to which the history is unknown — so a restart
+    /// soon after a start without history keeps refusing old packets.
     pub fn to_log(&self, now_ms: u64) -> Vec<u8> {
         let mut out = LOG_MAGIC.to_vec();
-        let mut first = true;
+        let state = ReplayRecord {
+            key: STATE_MARKER,
+            nonce: [0; 12],
+            timestamp_ms: self.refuse_until_ms,
+            now_ms: self.high_water_ms,
+        };
+        out.extend_from_slice(&state.encode());
         for (key, list) in &self.per_key {
             for e in list.iter().filter(|e| live(e, now_ms, self.skew_ms)) {
-                let now = if first { self.high_water_ms } else { 0 };
-                first = false;
-                let rec = ReplayRecord { key: *key, nonce: e.nonce, timestamp_ms: e.timestamp_ms, now_ms: now };
+                let rec = ReplayRecord {
+                    key: *key,
+                    nonce: e.nonce,
+                    timestamp_ms: e.timestamp_ms,
+                    now_ms: 0,
+                };
                 out.extend_from_slice(&rec.encode());
             }
-        }
-        if first && self.high_water_ms > 0 {
-            // No live entry: keep the high-water mark in a record that is already dead.
-            let rec = ReplayRecord { key: KeyId([0; 16]), nonce: [0; 12], timestamp_ms: 0, now_ms: self.high_water_ms };
-            out.extend_from_slice(&rec.encode());
         }
         out
     }
@@ -181,9 +202,10 @@ impl ReplayCache {
 
     /// Whether (key, nonce) is a live entry at `now_ms`.
     pub fn contains(&self, key: &KeyId, nonce: &[u8; 12], now_ms: u64) -> bool {
-        self.per_key
-            .get(key)
-            .is_some_and(|l| l.iter().any(|e| e.nonce == *nonce && live(e, now_ms, self.skew_ms)))
+        self.per_key.get(key).is_some_and(|l| {
+            l.iter()
+                .any(|e| e.nonce == *nonce && live(e, now_ms, self.skew_ms))
+        })
     }
 
     /// Inserts an accepted (key, nonce); refuses when the key's live entries reach the cap.
@@ -200,8 +222,16 @@ impl ReplayCache {
         if list.len() >= self.cap {
             return Err(CapFull { cap: self.cap });
         }
-        list.push(Entry { nonce, timestamp_ms });
-        Ok(ReplayRecord { key, nonce, timestamp_ms, now_ms })
+        list.push(Entry {
+            nonce,
+            timestamp_ms,
+        });
+        Ok(ReplayRecord {
+            key,
+            nonce,
+            timestamp_ms,
+            now_ms,
+        })
     }
 
     /// Forgets every entry that can no longer be accepted.
@@ -261,7 +291,9 @@ mod tests {
         c.advance(ts + 10);
         let mut log = LOG_MAGIC.to_vec();
         for n in 0..3u8 {
-            let rec = c.insert(K, [n; 12], ts + u64::from(n), ts + 10).map_err(|_| ReplayDecodeError::Magic)?;
+            let rec = c
+                .insert(K, [n; 12], ts + u64::from(n), ts + 10)
+                .map_err(|_| ReplayDecodeError::Magic)?;
             log.extend_from_slice(&rec.encode());
         }
         log.extend_from_slice(&[0xff; 7]); // a torn write at the end
@@ -273,7 +305,21 @@ mod tests {
         let compact = ReplayCache::from_log(&back.to_log(ts + 10), 4, SKEW)?;
         assert_eq!(compact.live_len(ts + 10), 3);
         assert_eq!(compact.high_water_ms(), ts + 10);
-        assert_eq!(ReplayCache::from_log(b"garbage!", 4, SKEW).err(), Some(ReplayDecodeError::Magic));
+        assert_eq!(
+            ReplayCache::from_log(b"garbage!", 4, SKEW).err(),
+            Some(ReplayDecodeError::Magic)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_history_survives_a_restart_within_skew() -> Result<(), ReplayDecodeError> {
+        let start = 9_000_000;
+        let fresh = ReplayCache::new_without_history(4, SKEW, start);
+        let again = ReplayCache::from_log(&fresh.to_log(start), 4, SKEW)?;
+        assert_eq!(again.refuse_until_ms(), start + SKEW);
+        assert_eq!(again.high_water_ms(), start);
+        assert_eq!(again.live_len(start), 0, "the state record is not an entry");
         Ok(())
     }
 }
