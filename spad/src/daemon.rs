@@ -81,10 +81,19 @@ fn verifier_config(config: &Config) -> VerifierConfig {
 
 fn filter_spec(config: &Config) -> FilterSpec {
     let (knock_tcp_ports, knock_udp_ports) = config.knock_ports();
+    // A plain SYN passes the kernel filter; doors whose tcpflags rule a SYN
+    // cannot satisfy (knockd's "fin", "syn,ack", …) need every TCP packet.
+    let knock_tcp_any_flags = config.doors.iter().any(|d| match &d.kind {
+        DoorKind::Classic { door, .. } => door
+            .tcpflags
+            .is_some_and(|rule| !rule.matches(spa_proto::knock::TCP_SYN)),
+        _ => false,
+    });
     FilterSpec {
         spa_udp_port: Some(config.port),
         knock_tcp_ports,
         knock_udp_ports,
+        knock_tcp_any_flags,
     }
 }
 

@@ -15,8 +15,12 @@ use libc::sock_filter;
 pub struct FilterSpec {
     /// The UDP port SPA packets are sent to (`None`: no SPA port, knocks only).
     pub spa_udp_port: Option<u16>,
-    /// Destination ports of classic TCP knocks (only SYNs without ACK are accepted).
+    /// Destination ports of classic TCP knocks (only SYNs without ACK are
+    /// accepted, unless `knock_tcp_any_flags`).
     pub knock_tcp_ports: Vec<u16>,
+    /// Let TCP packets to knock ports through whatever their flags: for doors
+    /// whose `tcpflags` rule a plain SYN does not satisfy (knockd's `fin`, …).
+    pub knock_tcp_any_flags: bool,
     /// Destination ports of classic UDP knocks.
     pub knock_udp_ports: Vec<u16>,
 }
@@ -162,12 +166,14 @@ pub fn compile_filter(spec: &FilterSpec) -> Vec<sock_filter> {
     emit_port_tests(&mut asm, &udp_ports);
 
     asm.mark(tcp);
-    let syn_without_ack = asm.label();
-    asm.stmt(op::LD | op::B | op::IND, field::TCP_FLAGS);
-    asm.stmt(op::ALU | op::AND | op::K, TCP_SYN | TCP_ACK);
-    asm.jump(op::JEQ, TCP_SYN, To(syn_without_ack), Next);
-    asm.stmt(op::RET | op::K, DROP);
-    asm.mark(syn_without_ack);
+    if !spec.knock_tcp_any_flags {
+        let syn_without_ack = asm.label();
+        asm.stmt(op::LD | op::B | op::IND, field::TCP_FLAGS);
+        asm.stmt(op::ALU | op::AND | op::K, TCP_SYN | TCP_ACK);
+        asm.jump(op::JEQ, TCP_SYN, To(syn_without_ack), Next);
+        asm.stmt(op::RET | op::K, DROP);
+        asm.mark(syn_without_ack);
+    }
     emit_port_tests(&mut asm, &spec.knock_tcp_ports);
 
     asm.finish()
@@ -400,12 +406,14 @@ mod tests {
                 spa_udp_port: Some(1),
                 knock_tcp_ports: (1..=65535).collect(),
                 knock_udp_ports: (1000..2000).step_by(2).collect(),
+                knock_tcp_any_flags: false,
             },
             // 1500 separate runs: several chunks in one block.
             FilterSpec {
                 spa_udp_port: None,
                 knock_tcp_ports: (0..3000).step_by(2).collect(),
                 knock_udp_ports: (0..3000).step_by(2).collect(),
+                knock_tcp_any_flags: false,
             },
         ];
         for spec in &specs {
@@ -432,11 +440,13 @@ mod tests {
             spa_udp_port: Some(62210),
             knock_tcp_ports: vec![20000],
             knock_udp_ports: vec![],
+            knock_tcp_any_flags: false,
         });
         let range = compile_filter(&FilterSpec {
             spa_udp_port: Some(62210),
             knock_tcp_ports: (20000..=40000).collect(),
             knock_udp_ports: vec![],
+            knock_tcp_any_flags: false,
         });
         assert_eq!(range.len(), single.len() + 1);
         assert!(range.len() < 80, "{} instructions", range.len());
@@ -448,6 +458,7 @@ mod tests {
             spa_udp_port: None,
             knock_tcp_ports: (0..20000).map(|p| p * 3).collect(),
             knock_udp_ports: vec![],
+            knock_tcp_any_flags: false,
         };
         assert!(compile_filter(&spec).len() > MAX_PROGRAM_LEN);
     }

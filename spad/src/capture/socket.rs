@@ -498,6 +498,7 @@ mod kernel_filter_tests {
             spa_udp_port: Some(SPA),
             knock_tcp_ports: vec![KNOCK_TCP, 20000, 20001, 20002],
             knock_udp_ports: vec![KNOCK_UDP],
+            knock_tcp_any_flags: false,
         }
     }
 
@@ -574,6 +575,29 @@ mod kernel_filter_tests {
         assert!(!kernel.accepts(&syn_ack));
         let v6_syn = ipv6(CLIENT6, SERVER6, TCP, &tcp(5555, KNOCK_TCP, 0x02, 1, b""));
         assert!(kernel.accepts(&v6_syn));
+    }
+
+    #[test]
+    fn doors_with_other_tcpflags_see_every_tcp_packet_to_their_ports() {
+        let kernel = Kernel::with(&FilterSpec {
+            knock_tcp_any_flags: true,
+            ..spec()
+        });
+        let segment = |flags, port| {
+            ipv4(
+                CLIENT4,
+                SERVER4,
+                TCP,
+                0,
+                &[],
+                &tcp(5555, port, flags, 1, b""),
+                None,
+            )
+        };
+        assert!(kernel.accepts(&segment(0x01, KNOCK_TCP)), "FIN");
+        assert!(kernel.accepts(&segment(0x12, KNOCK_TCP)), "SYN+ACK");
+        assert!(kernel.accepts(&segment(0x02, KNOCK_TCP)), "SYN");
+        assert!(!kernel.accepts(&segment(0x01, 20003)), "not a knock port");
     }
 
     #[test]
@@ -655,6 +679,7 @@ mod kernel_filter_tests {
             spa_udp_port: Some(SPA),
             knock_tcp_ports: (1000..4000).step_by(2).collect(), // 1500 separate ports
             knock_udp_ports: (10_000..60_000).collect(),        // one run
+            knock_tcp_any_flags: false,
         };
         let kernel = Kernel::with(&spec);
         let syn = |port| {
@@ -681,6 +706,7 @@ mod kernel_filter_tests {
             spa_udp_port: None,
             knock_tcp_ports: (0..20_000).map(|p| p * 3).collect(),
             knock_udp_ports: vec![],
+            knock_tcp_any_flags: false,
         };
         let (socket, _) = UnixDatagram::pair().unwrap();
         let error = attach_filter(&socket, &capture_program(&spec));
