@@ -24,16 +24,9 @@ pub enum BenchError {
         /// The errno.
         errno: nix::errno::Errno,
     },
-    /// An external command exited unsuccessfully.
-    #[error("`{command}` failed ({status}): {stderr}")]
-    Command {
-        /// The command line.
-        command: String,
-        /// Its exit status.
-        status: String,
-        /// What it printed.
-        stderr: String,
-    },
+    /// A namespace or an external command of the shared harness failed.
+    #[error(transparent)]
+    Harness(#[from] spa_e2e::E2eError),
     /// Something did not happen in time.
     #[error("timed out after {after:?} waiting for {what}")]
     Timeout {

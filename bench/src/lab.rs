@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tempfile::TempDir;
 
 use crate::error::{io, Result};
-use crate::netns::{veth_pair, Netns};
+use crate::netns::{bench_netns, Netns, NetnsExt, VethPair};
 use crate::probe::Listener;
 
 /// The server's address.
@@ -60,15 +60,15 @@ impl Lab {
             .disable_cleanup(std::env::var_os("SPA_BENCH_KEEP").is_some())
             .tempdir()
             .map_err(io("creating a temp dir"))?;
-        let server = Netns::new("server")?;
-        let client = Netns::new("client")?;
-        veth_pair(
+        let server = bench_netns("server")?;
+        let client = bench_netns("client")?;
+        VethPair::new(
             &server,
             SERVER_IF,
-            "10.211.0.1/16",
+            &["10.211.0.1/16"],
             &client,
             CLIENT_IF,
-            "10.211.1.1/16",
+            &["10.211.1.1/16"],
         )?;
         let pool: Vec<Ipv4Addr> = (0..POOL_SIZE).map(pool_addr).collect();
         let batch: String = pool

@@ -5,8 +5,9 @@
 //! one table: scenario, spad, fwknopd, ratio, knockd.
 //!
 //! It never touches the host's own network or firewall: every address, rule
-//! and process lives in namespaces named `spa-bench-<pid>-<role>`, deleted
-//! when the run ends (and swept at the next start if a run was killed).
+//! and process lives in namespaces named `spa-bench-<pid>-<n>-<role>`
+//! (spa-e2e's [`spa_e2e::netns::Netns`]), deleted when the run ends (and
+//! swept at the next start if a run was killed).
 
 pub mod error;
 pub mod flood;

@@ -14,7 +14,7 @@ use spa_proto::packet::{seal, Address, Request};
 use spa_proto::{DerivedKeys, DoorName, ServerId, PACKET_LEN};
 
 use crate::error::{io, BenchError, Result};
-use crate::netns::run_checked;
+use spa_e2e::netns::run_checked;
 
 /// Seals spa/1 packets for one user key, gateway and door.
 pub struct SpaSealer {

@@ -2,7 +2,7 @@
 //! client side a legitimate knock (one or more UDP datagrams from a chosen
 //! local address) followed by connect attempts from that same address every
 //! few milliseconds until one is answered. Run these on threads inside the
-//! right namespace ([`crate::netns::Netns::spawn_inside`]).
+//! right namespace ([`crate::netns::NetnsExt::spawn_inside`]).
 
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
 use std::os::fd::AsFd;
@@ -16,7 +16,7 @@ use nix::sys::socket::{
 };
 
 use crate::error::{io, BenchError, Result};
-use crate::netns::Netns;
+use crate::netns::{Netns, NetnsExt};
 
 /// How often a new connect attempt starts while the door is still shut.
 pub const CONNECT_EVERY: Duration = Duration::from_millis(3);

@@ -15,6 +15,7 @@ use crate::error::{BenchError, Result};
 use crate::flood::{self, FloodReport, FloodSpec, JunkAlphabet, Payloads};
 use crate::lab::{grant_source, Lab, CLIENT_IP, FWKNOP_PORT, SERVER_IP, SERVICE_PORT, SPA_PORT};
 use crate::monitor::{Change, FirewallMonitor};
+use crate::netns::NetnsExt;
 use crate::packets::{FwknopKeys, FwknopPacketMaker, SpaSealer, KNOCKD_SEQUENCE};
 use crate::probe::{knock_and_connect, Knock};
 use crate::procstat::{self, ProcSample};

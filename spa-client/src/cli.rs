@@ -5,9 +5,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use spa_proto::knock::{KnockStep, KnockSyntaxError, KnockSyntaxErrorKind};
 use spa_proto::{DoorName, ServerId};
 
-use crate::knock::KnockPort;
 use crate::route::Family;
 
 const EXAMPLES: &str = "\
@@ -137,12 +137,30 @@ pub struct KnockArgs {
     pub host: Option<String>,
 
     /// The sequence: PORT, PORT:tcp or PORT:udp (tcp is the default).
-    #[arg(value_name = "PORT[:tcp|:udp]")]
-    pub ports: Vec<KnockPort>,
+    #[arg(value_name = "PORT[:tcp|:udp]", value_parser = parse_knock_step)]
+    pub ports: Vec<KnockStep>,
 
     /// Delay between knocks, in milliseconds.
     #[arg(short = 'd', long = "delay", value_name = "MS", default_value_t = 0)]
     pub delay_ms: u64,
+}
+
+/// A knock step on the command line that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("knock {arg:?} is not PORT, PORT:tcp or PORT:udp: {kind}")]
+pub struct KnockArgError {
+    /// The argument as given.
+    pub arg: String,
+    /// What is wrong with it.
+    pub kind: KnockSyntaxErrorKind,
+}
+
+/// Parses one `PORT[:tcp|:udp]` argument with spa-proto's knock syntax.
+fn parse_knock_step(arg: &str) -> Result<KnockStep, KnockArgError> {
+    arg.parse().map_err(|e: KnockSyntaxError| KnockArgError {
+        arg: arg.to_owned(),
+        kind: e.kind,
+    })
 }
 
 #[cfg(test)]
@@ -178,6 +196,61 @@ mod tests {
     fn door_and_ports_do_not_mix() {
         assert!(
             Cli::try_parse_from(["spa-client", "knock", "--door", "ssh", "h", "7001"]).is_err()
+        );
+    }
+
+    fn knock_ports(args: &[&str]) -> Result<Vec<KnockStep>, String> {
+        let argv = ["spa-client", "knock", "h"].iter().chain(args);
+        match Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .command
+        {
+            Command::Knock(k) => Ok(k.ports),
+            other => Err(format!("not a knock: {other:?}")),
+        }
+    }
+
+    #[test]
+    fn knock_steps_parse_with_tcp_as_default() {
+        assert_eq!(
+            knock_ports(&["7001", "7001:tcp", "7002:udp"]),
+            Ok(vec![
+                KnockStep::tcp(7001),
+                KnockStep::tcp(7001),
+                KnockStep::udp(7002)
+            ])
+        );
+    }
+
+    #[test]
+    fn bad_knock_steps_say_what_is_wrong() {
+        for bad in [
+            "0",
+            "65536",
+            "7001:sctp",
+            "x",
+            "",
+            ":udp",
+            "+7",
+            "-1",
+            "7001,7002",
+        ] {
+            // Straight to the parser: clap itself takes "-1" for an option.
+            let err = parse_knock_step(bad).map_err(|e| e.to_string());
+            assert!(
+                matches!(&err, Err(m) if m.starts_with(&format!("knock {bad:?} is not PORT, PORT:tcp or PORT:udp: "))),
+                "{bad:?}: {err:?}"
+            );
+        }
+        let err = knock_ports(&["7001:sctp"]);
+        assert!(
+            matches!(&err, Err(m) if m.contains("unknown transport \"sctp\": expected tcp or udp")),
+            "{err:?}"
+        );
+        let err = knock_ports(&["65536"]);
+        assert!(
+            matches!(&err, Err(m) if m.contains("\"65536\" is not a port number from 1 to 65535")),
+            "{err:?}"
         );
     }
 }

@@ -3,11 +3,9 @@
 //! UDP port, in order, with an optional delay between knocks. Without the right
 //! to open raw sockets it falls back to a non-blocking connect() closed at once.
 
-use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::str::FromStr;
 use std::thread;
 use std::time::Duration;
 
@@ -17,66 +15,9 @@ use nix::sys::socket::{
     SockaddrIn, SockaddrIn6,
 };
 use ring::rand::{SecureRandom, SystemRandom};
+use spa_proto::knock::{KnockStep, Transport};
 
 use crate::route::{local_address_towards, unspecified_for, RouteError};
-
-/// How one port is knocked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// One TCP SYN.
-    Tcp,
-    /// One UDP datagram.
-    Udp,
-}
-
-impl fmt::Display for Transport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Transport::Tcp => "tcp",
-            Transport::Udp => "udp",
-        })
-    }
-}
-
-/// One step of a knock sequence: `7001`, `7001:tcp` or `7002:udp`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct KnockPort {
-    /// The port, 1..=65535.
-    pub port: u16,
-    /// TCP (the default) or UDP.
-    pub transport: Transport,
-}
-
-impl fmt::Display for KnockPort {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.port, self.transport)
-    }
-}
-
-/// A knock step that does not parse.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("knock {0:?} is not PORT, PORT:tcp or PORT:udp with PORT in 1..=65535")]
-pub struct KnockPortError(pub String);
-
-impl FromStr for KnockPort {
-    type Err = KnockPortError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || KnockPortError(s.to_owned());
-        let (port, transport) = match s.split_once(':') {
-            None => (s, Transport::Tcp),
-            Some((p, "tcp")) => (p, Transport::Tcp),
-            Some((p, "udp")) => (p, Transport::Udp),
-            Some(_) => return Err(bad()),
-        };
-        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        match port.parse::<u16>() {
-            Ok(port) if port != 0 => Ok(KnockPort { port, transport }),
-            _ => Err(bad()),
-        }
-    }
-}
 
 /// How TCP ports are knocked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,7 +94,7 @@ impl Knocker {
     }
 
     /// Sends one knock.
-    pub fn knock(&self, step: KnockPort) -> Result<(), KnockError> {
+    pub fn knock(&self, step: KnockStep) -> Result<(), KnockError> {
         let dest = SocketAddr::new(self.target, step.port);
         let io_err = |source: io::Error| KnockError::Io {
             what: format!("{step} at {}", self.target),
@@ -187,9 +128,9 @@ impl Knocker {
     /// `each` after each knock went out.
     pub fn knock_all(
         &self,
-        steps: &[KnockPort],
+        steps: &[KnockStep],
         delay: Duration,
-        mut each: impl FnMut(KnockPort),
+        mut each: impl FnMut(KnockStep),
     ) -> Result<(), KnockError> {
         for (i, &step) in steps.iter().enumerate() {
             if i > 0 && !delay.is_zero() {
@@ -339,38 +280,6 @@ fn v6_octets(ip: IpAddr) -> [u8; 16] {
 mod tests {
     use super::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
-
-    #[test]
-    fn steps_parse_with_tcp_as_default() {
-        assert_eq!(
-            "7001".parse(),
-            Ok(KnockPort {
-                port: 7001,
-                transport: Transport::Tcp
-            })
-        );
-        assert_eq!(
-            "7001:tcp".parse(),
-            Ok(KnockPort {
-                port: 7001,
-                transport: Transport::Tcp
-            })
-        );
-        assert_eq!(
-            "7002:udp".parse(),
-            Ok(KnockPort {
-                port: 7002,
-                transport: Transport::Udp
-            })
-        );
-        for bad in ["0", "65536", "7001:sctp", "x", "", ":udp", "+7", "-1"] {
-            assert_eq!(
-                bad.parse::<KnockPort>(),
-                Err(KnockPortError(bad.to_owned())),
-                "{bad}"
-            );
-        }
-    }
 
     #[test]
     fn syn_header_fields() {

@@ -3,10 +3,8 @@
 //! key, door and step, as knock steps with the door's transport.
 
 use spa_keys::RotatingKnock;
-use spa_proto::knock::{derive_sequence, step_of, RotatingSpec};
+use spa_proto::knock::{derive_sequence, step_of, KnockStep, RotatingSpec, Transport};
 use spa_proto::{DerivedKeys, DoorName};
-
-use crate::knock::{KnockPort, Transport};
 
 /// Why no sequence could be knocked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,7 +34,7 @@ pub fn current_sequence(
     door: &DoorName,
     knock: &RotatingKnock,
     now_ms: u64,
-) -> Result<(u64, Vec<KnockPort>), RotateError> {
+) -> Result<(u64, Vec<KnockStep>), RotateError> {
     let spec = RotatingSpec::new(knock.n, knock.lo, knock.hi).map_err(|e| RotateError::Spec {
         door: door.clone(),
         reason: e.to_string(),
@@ -56,7 +54,7 @@ pub fn current_sequence(
         step,
         ports
             .into_iter()
-            .map(|port| KnockPort { port, transport })
+            .map(|port| KnockStep { port, transport })
             .collect(),
     ))
 }

@@ -1,13 +1,15 @@
-//! Network namespaces and veth pairs for the tests. A [`Netns`] has a unique
-//! name (`spa-e2e-<pid>-<n>-<role>`), its `lo` is up, and it is deleted (with
-//! any process still inside) when dropped. Namespaces whose creating process
-//! is gone (a crashed or killed run) are swept before the first new one.
+//! Network namespaces and veth pairs for the tests (and the benchmark, which
+//! names its own `spa-bench-`). A [`Netns`] has a unique name
+//! (`spa-e2e-<pid>-<n>-<role>`), its `lo` is up, and it is deleted (with any
+//! process still inside) when dropped. Namespaces under the same prefix whose
+//! creating process is gone (a crashed or killed run) are swept before the
+//! first new one.
 
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Once;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::child::NsChild;
@@ -25,11 +27,17 @@ pub struct Netns {
 impl Netns {
     /// Creates a fresh namespace for `role` (e.g. "server") with `lo` up.
     pub fn new(role: &str) -> Result<Netns> {
-        static SWEEP: Once = Once::new();
-        SWEEP.call_once(sweep_stale_namespaces);
+        Netns::with_prefix(NETNS_PREFIX, role)
+    }
+
+    /// Creates `<prefix><pid>-<n>-<role>` with `lo` up, for a harness that
+    /// keeps its namespaces apart from the tests' (`spa-bench-`). Stale
+    /// namespaces under `prefix` are swept first, once per process.
+    pub fn with_prefix(prefix: &str, role: &str) -> Result<Netns> {
+        sweep_once(prefix);
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{NETNS_PREFIX}{}-{n}-{role}", std::process::id());
+        let name = format!("{prefix}{}-{n}-{role}", std::process::id());
         run_checked(Command::new("ip").args(["netns", "add", &name]))?;
         let ns = Netns { name };
         ns.run("ip", ["link", "set", "lo", "up"])?;
@@ -163,14 +171,27 @@ fn wait_link_up(ns: &Netns, ifname: &str) -> Result<()> {
     }
 }
 
-/// Deletes `spa-e2e-*` namespaces whose creating process no longer exists.
-pub fn sweep_stale_namespaces() {
+/// Sweeps the stale namespaces under `prefix` unless this process already did.
+fn sweep_once(prefix: &str) {
+    static SWEPT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    // A poisoned lock only means another sweep panicked: skip, sweeping is best effort.
+    let Ok(mut swept) = SWEPT.lock() else {
+        return;
+    };
+    if !swept.iter().any(|p| p == prefix) {
+        swept.push(prefix.to_owned());
+        sweep_stale_namespaces(prefix);
+    }
+}
+
+/// Deletes `<prefix>*` namespaces whose creating process no longer exists.
+pub fn sweep_stale_namespaces(prefix: &str) {
     let Ok(entries) = std::fs::read_dir("/run/netns") else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(NETNS_PREFIX) else {
+        let Some(rest) = name.strip_prefix(prefix) else {
             continue;
         };
         let owner_alive = rest
@@ -179,6 +200,21 @@ pub fn sweep_stale_namespaces() {
             .and_then(|pid| pid.parse::<u32>().ok())
             .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
         if !owner_alive {
+            delete_namespace(&name);
+        }
+    }
+}
+
+/// Deletes every `<prefix>` namespace this process created (for a signal
+/// handler: the `Drop` guards do not run when the process is killed).
+pub fn delete_own_namespaces(prefix: &str) {
+    let own = format!("{prefix}{}-", std::process::id());
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&own) {
             delete_namespace(&name);
         }
     }
@@ -238,9 +274,24 @@ mod tests {
         let stale = format!("{NETNS_PREFIX}0-0-stale");
         run_checked(Command::new("ip").args(["netns", "add", &stale]))?;
         let live = Netns::new("unit-live")?;
-        sweep_stale_namespaces();
+        sweep_stale_namespaces(NETNS_PREFIX);
         assert!(!Path::new(&format!("/run/netns/{stale}")).exists());
         assert!(Path::new(&format!("/run/netns/{}", live.name())).exists());
+        Ok(())
+    }
+
+    #[test]
+    fn own_namespaces_under_a_prefix_are_deleted_and_no_others() -> Result<()> {
+        let other = Netns::with_prefix("spa-unit-a-", "other")?;
+        let own = Netns::with_prefix("spa-unit-b-", "bench")?;
+        let tests_own = Netns::new("unit-kept")?;
+        let own_prefix = format!("spa-unit-b-{}-", std::process::id());
+        assert!(own.name().starts_with(&own_prefix), "{}", own.name());
+        delete_own_namespaces("spa-unit-b-");
+        assert!(!Path::new(&format!("/run/netns/{}", own.name())).exists());
+        for kept in [&other, &tests_own] {
+            assert!(Path::new(&format!("/run/netns/{}", kept.name())).exists());
+        }
         Ok(())
     }
 }

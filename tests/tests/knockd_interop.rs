@@ -4,26 +4,24 @@
 //! under spad as it did under knockd. Judged by real TCP connects from the
 //! client namespace to a listener behind the door.
 //!
-//! Each test builds its own two namespaces, `spa-knock-<pid>-<n>-server` and
-//! `-client`, joined by a veth pair (10.79.1.1 / 10.79.1.2), and deletes them
-//! (with knockd, spad and the listener inside) when it ends, even on failure.
-//! Namespaces left behind by a killed run are swept at the next start.
+//! Each test builds its own two namespaces with the harness's [`Netns`]
+//! (`spa-e2e-<pid>-<n>-server` and `-client`), joined by a [`VethPair`]
+//! (10.79.1.1 / 10.79.1.2), and deletes them (with knockd, spad and the
+//! listener inside) when it ends, even on failure. Namespaces left behind by
+//! a killed run are swept at the next start.
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Once;
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use spa_e2e::bins::{helper_bin, workspace_bin};
 use spa_e2e::child::NsChild;
-use spa_e2e::netns::run_checked;
+use spa_e2e::netns::{Netns, VethPair};
+use spa_e2e::spad::Spad;
 
 type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
-/// Prefix of every namespace these tests create.
-const NS_PREFIX: &str = "spa-knock-";
 const SERVER: &str = "10.79.1.1";
 const CLIENT: &str = "10.79.1.2";
 /// The port behind the door.
@@ -49,145 +47,29 @@ const KNOCKD_CONF: &str = "\
 \tstop_command  = /usr/sbin/iptables -D INPUT -s %IP% -p tcp --dport 2222 -j ACCEPT
 ";
 
-/// A namespace owned by one test; everything inside is killed and the
-/// namespace deleted on drop.
-#[derive(Debug)]
-struct KnockNs {
-    name: String,
-}
-
-impl KnockNs {
-    fn new(role: &str) -> TestResult<KnockNs> {
-        static SWEEP: Once = Once::new();
-        SWEEP.call_once(sweep_stale_namespaces);
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{NS_PREFIX}{}-{n}-{role}", std::process::id());
-        run_checked(Command::new("ip").args(["netns", "add", &name]))?;
-        let ns = KnockNs { name };
-        ns.run("ip", ["link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-
-    fn command(&self, program: impl AsRef<OsStr>) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name]).arg(program);
-        cmd
-    }
-
-    fn run<I, S>(&self, program: impl AsRef<OsStr>, args: I) -> TestResult<String>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        let mut cmd = self.command(program);
-        cmd.args(args);
-        Ok(run_checked(&mut cmd)?)
-    }
-
-    fn output<I, S>(&self, program: impl AsRef<OsStr>, args: I) -> TestResult<Output>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        let mut cmd = self.command(program);
-        cmd.args(args);
-        Ok(cmd.output()?)
-    }
-
-    fn spawn<I, S>(&self, label: &str, program: impl AsRef<OsStr>, args: I) -> TestResult<NsChild>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        let mut cmd = self.command(program);
-        cmd.args(args).env("NO_COLOR", "1");
-        Ok(NsChild::spawn(label, cmd)?)
-    }
-}
-
-impl Drop for KnockNs {
-    fn drop(&mut self) {
-        delete_namespace(&self.name);
-    }
-}
-
-/// Deletes `spa-knock-*` namespaces whose creating process is gone.
-fn sweep_stale_namespaces() {
-    let Ok(entries) = std::fs::read_dir("/run/netns") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(NS_PREFIX) else {
-            continue;
-        };
-        let alive = rest
-            .split('-')
-            .next()
-            .and_then(|pid| pid.parse::<u32>().ok())
-            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-        if !alive {
-            delete_namespace(&name);
-        }
-    }
-}
-
-/// Kills the processes inside `name` (only this test's) and deletes it.
-fn delete_namespace(name: &str) {
-    if let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() {
-        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            if let Ok(pid) = pid.parse::<i32>() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
-    }
-    let _ = Command::new("ip").args(["netns", "del", name]).output();
-}
-
 /// A server and a client namespace, a listener on [`DOOR_PORT`] in the
 /// server, and a scratch directory. Fields drop in order: processes first.
 #[derive(Debug)]
 struct Net {
     _listener: NsChild,
-    server: KnockNs,
-    client: KnockNs,
+    server: Netns,
+    client: Netns,
     dir: tempfile::TempDir,
 }
 
 impl Net {
     fn new() -> TestResult<Net> {
         let dir = tempfile::Builder::new().prefix("spa-knock-").tempdir()?;
-        let server = KnockNs::new("server")?;
-        let client = KnockNs::new("client")?;
-        run_checked(Command::new("ip").args([
-            "link",
-            "add",
-            "name",
+        let server = Netns::new("server")?;
+        let client = Netns::new("client")?;
+        VethPair::new(
+            &server,
             "eth0",
-            "netns",
-            &server.name,
-            "type",
-            "veth",
-            "peer",
-            "name",
+            &[&format!("{SERVER}/24")],
+            &client,
             "eth0",
-            "netns",
-            &client.name,
-        ]))?;
-        for (ns, addr) in [(&server, SERVER), (&client, CLIENT)] {
-            ns.run("ip", ["addr", "add", &format!("{addr}/24"), "dev", "eth0"])?;
-            ns.run("ip", ["link", "set", "eth0", "up"])?;
-        }
-        for ns in [&server, &client] {
-            wait_until("eth0 to come up", Duration::from_secs(5), || {
-                let state = ns.run("ip", ["-o", "link", "show", "dev", "eth0"])?;
-                Ok(state.contains("state UP"))
-            })?;
-        }
+            &[&format!("{CLIENT}/24")],
+        )?;
         let mut listener = server.spawn(
             "e2e-listen",
             helper_bin("e2e-listen")?,
@@ -250,18 +132,10 @@ impl Net {
     }
 
     /// Starts spad on `config` (written to the scratch dir) and waits for "spad ready".
-    fn start_spad(&self, config: &str) -> TestResult<NsChild> {
+    fn start_spad(&self, config: &str) -> TestResult<Spad> {
         let path = self.dir.path().join("spad.toml");
         std::fs::write(&path, config)?;
-        let mut spad = self.server.spawn(
-            "spad",
-            workspace_bin("spad")?,
-            [OsStr::new("--config"), path.as_os_str()],
-        )?;
-        spad.wait_for_line("\"spad ready\"", Duration::from_secs(15), |l| {
-            l.contains("spad ready")
-        })?;
-        Ok(spad)
+        Ok(Spad::start(&self.server, &path)?)
     }
 
     fn keys_dir(&self) -> TestResult<PathBuf> {
@@ -347,11 +221,11 @@ fn the_real_knock_client_opens_a_classic_spad_door() -> TestResult {
     assert!(!net.client_connects()?, "a wrong sequence opened the door");
     assert_door_cycle(&net, || net.real_knock(&["7000", "8000", "9000:udp"]))?;
     assert!(
-        spad.lines()
+        spad.log()
             .iter()
             .any(|l| l.contains("knock2222") && l.contains(CLIENT)),
         "spad logged no door opening for {CLIENT}: {:#?}",
-        spad.lines()
+        spad.log()
     );
     Ok(())
 }
@@ -444,11 +318,11 @@ fn an_imported_knockd_conf_behaves_the_same_under_spad() -> TestResult {
     let spad = net.start_spad(&toml::to_string(&config)?)?;
     assert_door_cycle(&net, || net.real_knock(&["7000", "8000", "9000"]))?;
     assert!(
-        spad.lines()
+        spad.log()
             .iter()
             .any(|l| l.contains("open2222") && l.contains(CLIENT)),
         "spad logged no door opening for {CLIENT}: {:#?}",
-        spad.lines()
+        spad.log()
     );
     Ok(())
 }

@@ -13,7 +13,7 @@ use nix::sys::signal::Signal;
 use super::{owned, start_logged, CaptureCounters, Kind, Running};
 use crate::error::{io, BenchError, Result};
 use crate::lab::{Lab, SERVER_IF, SERVICE_PORT, SPA_PORT};
-use crate::netns::run_checked;
+use spa_e2e::netns::run_checked;
 
 /// The gateway's server id in the bench.
 pub const SERVER_ID: &str = "benchgw";

@@ -140,6 +140,50 @@ impl Iptables {
         Ok(done.status.success())
     }
 
+    /// Runs `iptables -w ARGS RULE` (ip6tables for V6); fails unless it exits 0.
+    fn run_ok(
+        &self,
+        runner: &Runner,
+        family: IpFamily,
+        args: &[&str],
+        rule: &[String],
+    ) -> Result<(), FirewallError> {
+        runner.run_ok(&self.argv(family, args, rule), None, IPTABLES_TIMEOUT)?;
+        Ok(())
+    }
+
+    /// Inserts `rule` at the top of `chain` unless it is there already.
+    fn insert_once(
+        &self,
+        runner: &Runner,
+        family: IpFamily,
+        chain: &str,
+        rule: &[String],
+    ) -> Result<(), FirewallError> {
+        if !self.has(runner, family, chain, rule)? {
+            self.run_ok(runner, family, &["-I", chain, "1"], rule)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every copy of `rule` from `chain` (up to [`MAX_DUPLICATES`]);
+    /// fine if there is none.
+    fn delete_every(
+        &self,
+        runner: &Runner,
+        family: IpFamily,
+        chain: &str,
+        rule: &[String],
+    ) -> Result<(), FirewallError> {
+        for _ in 0..MAX_DUPLICATES {
+            if !self.has(runner, family, chain, rule)? {
+                break;
+            }
+            self.run_ok(runner, family, &["-D", chain], rule)?;
+        }
+        Ok(())
+    }
+
     /// Writes spad's chain (fixed rules plus the accepts in `open`) and makes
     /// sure INPUT jumps to it, for both families.
     pub fn install(
@@ -159,13 +203,7 @@ impl Iptables {
             let argv = [restore_program(family), "-w", "--noflush"].map(str::to_owned);
             runner.run_ok(&argv, Some(&input), IPTABLES_TIMEOUT)?;
             let jump = ["-j".to_owned(), self.chain.clone()];
-            if !self.has(runner, family, "INPUT", &jump)? {
-                runner.run_ok(
-                    &self.argv(family, &["-I", "INPUT", "1"], &jump),
-                    None,
-                    IPTABLES_TIMEOUT,
-                )?;
-            }
+            self.insert_once(runner, family, "INPUT", &jump)?;
         }
         Ok(())
     }
@@ -175,13 +213,7 @@ impl Iptables {
         let family = IpFamily::of(ip);
         for port in &door.ports {
             let spec = accept_spec(&door.name, ip, *port);
-            if !self.has(runner, family, &self.chain, &spec)? {
-                runner.run_ok(
-                    &self.argv(family, &["-I", &self.chain, "1"], &spec),
-                    None,
-                    IPTABLES_TIMEOUT,
-                )?;
-            }
+            self.insert_once(runner, family, &self.chain, &spec)?;
         }
         Ok(())
     }
@@ -191,16 +223,7 @@ impl Iptables {
         let family = IpFamily::of(ip);
         for port in &door.ports {
             let spec = accept_spec(&door.name, ip, *port);
-            for _ in 0..MAX_DUPLICATES {
-                if !self.has(runner, family, &self.chain, &spec)? {
-                    break;
-                }
-                runner.run_ok(
-                    &self.argv(family, &["-D", &self.chain], &spec),
-                    None,
-                    IPTABLES_TIMEOUT,
-                )?;
-            }
+            self.delete_every(runner, family, &self.chain, &spec)?;
         }
         Ok(())
     }
@@ -209,16 +232,7 @@ impl Iptables {
     pub fn teardown(&self, runner: &Runner) -> Result<(), FirewallError> {
         let jump = ["-j".to_owned(), self.chain.clone()];
         for family in [IpFamily::V4, IpFamily::V6] {
-            for _ in 0..MAX_DUPLICATES {
-                if !self.has(runner, family, "INPUT", &jump)? {
-                    break;
-                }
-                runner.run_ok(
-                    &self.argv(family, &["-D", "INPUT"], &jump),
-                    None,
-                    IPTABLES_TIMEOUT,
-                )?;
-            }
+            self.delete_every(runner, family, "INPUT", &jump)?;
             let exists = runner
                 .run(
                     &self.argv(family, &["-S", &self.chain], &[]),
@@ -228,16 +242,8 @@ impl Iptables {
                 .status
                 .success();
             if exists {
-                runner.run_ok(
-                    &self.argv(family, &["-F", &self.chain], &[]),
-                    None,
-                    IPTABLES_TIMEOUT,
-                )?;
-                runner.run_ok(
-                    &self.argv(family, &["-X", &self.chain], &[]),
-                    None,
-                    IPTABLES_TIMEOUT,
-                )?;
+                self.run_ok(runner, family, &["-F", &self.chain], &[])?;
+                self.run_ok(runner, family, &["-X", &self.chain], &[])?;
             }
         }
         Ok(())

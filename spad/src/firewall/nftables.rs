@@ -164,20 +164,9 @@ pub(crate) fn setup_script(table: &str, doors: &[&DoorSpec], stealth_port: Optio
     let _ = writeln!(s, "add table inet {table}");
     let _ = writeln!(s, "delete table inet {table}");
     let _ = writeln!(s, "add table inet {table}");
-    for door in doors {
-        for family in [IpFamily::V4, IpFamily::V6] {
-            let _ = writeln!(
-                s,
-                "add set inet {table} {} {}",
-                set_name(&door.name, family),
-                set_body(family)
-            );
-        }
-    }
+    add_door_sets(&mut s, table, doors);
     let _ = writeln!(s, "add chain inet {table} input {}", chain_body());
-    for rule in chain_rules(doors, stealth_port) {
-        let _ = writeln!(s, "add rule inet {table} input {rule}");
-    }
+    add_chain_rules(&mut s, table, doors, stealth_port);
     s
 }
 
@@ -205,9 +194,16 @@ pub(crate) fn reconfigure_script(
             let _ = writeln!(s, "delete set inet {table} {name}");
         }
     }
+    add_door_sets(&mut s, table, doors);
+    add_chain_rules(&mut s, table, doors, stealth_port);
+    s
+}
+
+/// Adds both address sets of every door (a no-op for a set that exists: its
+/// elements stay).
+fn add_door_sets(s: &mut String, table: &str, doors: &[&DoorSpec]) {
     for door in doors {
         for family in [IpFamily::V4, IpFamily::V6] {
-            // A no-op for a set that exists: its elements stay.
             let _ = writeln!(
                 s,
                 "add set inet {table} {} {}",
@@ -216,10 +212,13 @@ pub(crate) fn reconfigure_script(
             );
         }
     }
+}
+
+/// Adds the input chain's rules for `doors` (the chain must exist and be empty).
+fn add_chain_rules(s: &mut String, table: &str, doors: &[&DoorSpec], stealth_port: Option<u16>) {
     for rule in chain_rules(doors, stealth_port) {
         let _ = writeln!(s, "add rule inet {table} input {rule}");
     }
-    s
 }
 
 /// One element change of a batch: open `door` for `ip` for `seconds` (or
