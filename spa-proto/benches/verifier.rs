@@ -37,10 +37,21 @@ fn entry(i: u32) -> KeyEntry {
 }
 
 fn verifier(keys: u32, cap: usize) -> Verifier {
-    let doors: BTreeMap<_, _> =
-        [("ssh".parse().unwrap(), DoorPolicy { default_secs: 30, max_secs: 300 })].into_iter().collect();
+    let doors: BTreeMap<_, _> = [(
+        "ssh".parse().unwrap(),
+        DoorPolicy {
+            default_secs: 30,
+            max_secs: 300,
+        },
+    )]
+    .into_iter()
+    .collect();
     Verifier::new(
-        VerifierConfig { skew_ms: SKEW, cap, doors },
+        VerifierConfig {
+            skew_ms: SKEW,
+            cap,
+            doors,
+        },
         Keyring::new((0..keys).map(entry)),
         ReplayCache::new(cap, SKEW),
     )
@@ -71,9 +82,21 @@ fn bench(c: &mut Criterion) {
             || {
                 n += 1;
                 let ts = NOW + n;
-                (packet_for((n % 10_000) as u32, ts, (n as u128).to_be_bytes()[4..].try_into().unwrap()), ts)
+                (
+                    packet_for(
+                        (n % 10_000) as u32,
+                        ts,
+                        (n as u128).to_be_bytes()[4..].try_into().unwrap(),
+                    ),
+                    ts,
+                )
             },
-            |(p, ts)| assert!(matches!(v.verify(black_box(&p), src, ts), Verdict::Grant(_))),
+            |(p, ts)| {
+                assert!(matches!(
+                    v.verify(black_box(&p), src, ts),
+                    Verdict::Grant(_)
+                ))
+            },
             BatchSize::SmallInput,
         )
     });
@@ -100,21 +123,33 @@ fn bench(c: &mut Criterion) {
     let replayed = packet_for(7, NOW, [1; 12]);
     assert!(matches!(v.verify(&replayed, src, NOW), Verdict::Grant(_)));
     g.bench_function("replayed packet", |b| {
-        b.iter(|| assert_eq!(v.verify(black_box(&replayed), src, NOW), Verdict::Drop(spa_proto::Reason::Replay)))
+        b.iter(|| {
+            assert_eq!(
+                v.verify(black_box(&replayed), src, NOW),
+                Verdict::Drop(spa_proto::Reason::Replay)
+            )
+        })
     });
 
     let mut v = verifier(1000, 64);
     let mut wrong = packet_for(7, NOW, [2; 12]);
     wrong[50] ^= 1;
     g.bench_function("wrong key (hint hit, AEAD fails)", |b| {
-        b.iter(|| assert_eq!(v.verify(black_box(&wrong), src, NOW), Verdict::Drop(spa_proto::Reason::Aead)))
+        b.iter(|| {
+            assert_eq!(
+                v.verify(black_box(&wrong), src, NOW),
+                Verdict::Drop(spa_proto::Reason::Aead)
+            )
+        })
     });
     g.finish();
 
     let ring = Keyring::new((0..10_000).map(entry));
     let mut g = c.benchmark_group("hint table");
     g.sample_size(10);
-    g.bench_function("build for 10,000 keys", |b| b.iter(|| black_box(HintTable::build(&ring, NOW, SKEW))));
+    g.bench_function("build for 10,000 keys", |b| {
+        b.iter(|| black_box(HintTable::build(&ring, NOW, SKEW)))
+    });
     let mut table = HintTable::build(&ring, NOW, SKEW);
     let mut t = NOW;
     g.bench_function("advance one window, 10,000 keys", |b| {

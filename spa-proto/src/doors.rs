@@ -96,7 +96,11 @@ impl OpenDoors {
             }
             self.by_time.pop_first();
             self.until.remove(&(door.clone(), addr));
-            closed.push(OpenDoor { door, addr, until_ms: t });
+            closed.push(OpenDoor {
+                door,
+                addr,
+                until_ms: t,
+            });
         }
         closed
     }
@@ -106,7 +110,11 @@ impl OpenDoors {
         self.until.clear();
         std::mem::take(&mut self.by_time)
             .into_iter()
-            .map(|(until_ms, door, addr)| OpenDoor { door, addr, until_ms })
+            .map(|(until_ms, door, addr)| OpenDoor {
+                door,
+                addr,
+                until_ms,
+            })
             .collect()
     }
 
@@ -114,12 +122,20 @@ impl OpenDoors {
     pub fn remove(&mut self, door: &DoorName, addr: IpAddr) -> Option<OpenDoor> {
         let until_ms = self.until.remove(&(door.clone(), addr))?;
         self.by_time.remove(&(until_ms, door.clone(), addr));
-        Some(OpenDoor { door: door.clone(), addr, until_ms })
+        Some(OpenDoor {
+            door: door.clone(),
+            addr,
+            until_ms,
+        })
     }
 
     /// Every open door, soonest to close first.
     pub fn iter(&self) -> impl Iterator<Item = OpenDoor> + '_ {
-        self.by_time.iter().map(|(t, d, a)| OpenDoor { door: d.clone(), addr: *a, until_ms: *t })
+        self.by_time.iter().map(|(t, d, a)| OpenDoor {
+            door: d.clone(),
+            addr: *a,
+            until_ms: *t,
+        })
     }
 
     /// Number of open (door, address) pairs.
@@ -149,7 +165,10 @@ impl OpenDoors {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let err = |what: &str| StateLineError { line: i + 1, what: what.to_string() };
+            let err = |what: &str| StateLineError {
+                line: i + 1,
+                what: what.to_string(),
+            };
             let mut parts = line.split_whitespace();
             let door = parts.next().ok_or_else(|| err("no door"))?;
             let door: DoorName = door.parse().map_err(|_| err("bad door name"))?;
@@ -160,7 +179,11 @@ impl OpenDoors {
             if parts.next().is_some() {
                 return Err(err("extra fields"));
             }
-            doors.push(OpenDoor { door, addr, until_ms });
+            doors.push(OpenDoor {
+                door,
+                addr,
+                until_ms,
+            });
         }
         Ok(doors)
     }
@@ -196,9 +219,18 @@ mod tests {
     #[test]
     fn reopening_extends_and_never_shortens_or_doubles() {
         let mut t = OpenDoors::new();
-        assert_eq!(t.open(&ssh(), A, 1000, 30), DoorChange::Opened { until_ms: 31_000 });
-        assert_eq!(t.open(&ssh(), A, 2000, 5), DoorChange::Unchanged { until_ms: 31_000 });
-        assert_eq!(t.open(&ssh(), A, 11_000, 30), DoorChange::Extended { until_ms: 41_000 });
+        assert_eq!(
+            t.open(&ssh(), A, 1000, 30),
+            DoorChange::Opened { until_ms: 31_000 }
+        );
+        assert_eq!(
+            t.open(&ssh(), A, 2000, 5),
+            DoorChange::Unchanged { until_ms: 31_000 }
+        );
+        assert_eq!(
+            t.open(&ssh(), A, 11_000, 30),
+            DoorChange::Extended { until_ms: 41_000 }
+        );
         assert_eq!(t.len(), 1);
         assert_eq!(t.poll_timeout(), Some(41_000));
     }
@@ -228,7 +260,12 @@ mod tests {
         assert_eq!(overdue.len(), 1);
         assert_eq!(overdue[0].addr, A);
         assert_eq!(after.poll_timeout(), Some(60_000));
-        assert_eq!(OpenDoors::parse_state("ssh 10.0.0.1 notanumber").err().map(|e| e.line), Some(1));
+        assert_eq!(
+            OpenDoors::parse_state("ssh 10.0.0.1 notanumber")
+                .err()
+                .map(|e| e.line),
+            Some(1)
+        );
         Ok(())
     }
 }

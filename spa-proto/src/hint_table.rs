@@ -28,7 +28,10 @@ pub struct HintTable {
 
 /// The windows that overlap `[now - skew, now + skew]`.
 pub fn windows_around(now_ms: u64, skew_ms: u64) -> (u64, u64) {
-    (window_of(now_ms.saturating_sub(skew_ms)), window_of(now_ms.saturating_add(skew_ms)))
+    (
+        window_of(now_ms.saturating_sub(skew_ms)),
+        window_of(now_ms.saturating_add(skew_ms)),
+    )
 }
 
 impl HintTable {
@@ -71,7 +74,9 @@ impl HintTable {
 
     /// The candidates whose hint equals `hint` (empty when none).
     pub fn lookup(&self, hint: &[u8; 8]) -> &[Candidate] {
-        self.map.get(&u64::from_be_bytes(*hint)).map_or(&[], Vec::as_slice)
+        self.map
+            .get(&u64::from_be_bytes(*hint))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Number of (key, window) entries held.
@@ -88,7 +93,10 @@ impl HintTable {
         for (key, loaded) in keyring.iter() {
             if loaded.entry.enabled {
                 let h = u64::from_be_bytes(hint_with(&loaded.hint_mac, window));
-                self.map.entry(h).or_default().push(Candidate { key, window });
+                self.map
+                    .entry(h)
+                    .or_default()
+                    .push(Candidate { key, window });
             }
         }
     }
@@ -176,7 +184,10 @@ mod tests {
         let keyring = Keyring::new(entries);
         let now = 1_764_000_000_000;
         let table = HintTable::build(&keyring, now, 30_000);
-        let k = keyring.get(0).map(|k| k.derived.clone()).unwrap_or_else(|| unreachable!());
+        let k = keyring
+            .get(0)
+            .map(|k| k.derived.clone())
+            .unwrap_or_else(|| unreachable!());
         let found = table.lookup(&hint(&k, window_of(now)));
         assert_eq!(found.len(), 2);
     }

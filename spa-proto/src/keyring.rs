@@ -68,10 +68,19 @@ impl Keyring {
                 let derived = entry.key.derive();
                 let hint_mac = <Hmac<Sha256> as Mac>::new_from_slice(derived.hint.expose())
                     .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
-                let aead = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, derived.aead.expose())
-                    .map(ring::aead::LessSafeKey::new)
-                    .unwrap_or_else(|_| unreachable!("a 32-byte key fits ChaCha20-Poly1305"));
-                LoadedKey { id: entry.key.key_id(), entry, derived, hint_mac, aead }
+                let aead = ring::aead::UnboundKey::new(
+                    &ring::aead::CHACHA20_POLY1305,
+                    derived.aead.expose(),
+                )
+                .map(ring::aead::LessSafeKey::new)
+                .unwrap_or_else(|_| unreachable!("a 32-byte key fits ChaCha20-Poly1305"));
+                LoadedKey {
+                    id: entry.key.key_id(),
+                    entry,
+                    derived,
+                    hint_mac,
+                    aead,
+                }
             })
             .collect();
         Keyring { keys }
@@ -84,7 +93,10 @@ impl Keyring {
 
     /// All keys with their indices.
     pub fn iter(&self) -> impl Iterator<Item = (KeyIndex, &LoadedKey)> {
-        self.keys.iter().enumerate().map(|(i, k)| (i as KeyIndex, k))
+        self.keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (i as KeyIndex, k))
     }
 
     /// Number of keys (enabled or not).

@@ -39,7 +39,9 @@ impl DoorName {
             .iter()
             .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if !(first_ok && rest_ok) {
-            return Err(NameError::DoorChars(String::from_utf8_lossy(bytes).into_owned()));
+            return Err(NameError::DoorChars(
+                String::from_utf8_lossy(bytes).into_owned(),
+            ));
         }
         // Only ASCII passed the checks above, so this is valid UTF-8.
         Ok(DoorName(bytes.iter().map(|&b| b as char).collect()))
@@ -119,12 +121,21 @@ mod tests {
     #[test]
     fn door_names_follow_the_rule() {
         for ok in ["ssh", "0_db-replica", "a", &"x".repeat(32)] {
-            assert_eq!(ok.parse::<DoorName>().map(|d| d.to_string()), Ok(ok.to_string()));
+            assert_eq!(
+                ok.parse::<DoorName>().map(|d| d.to_string()),
+                Ok(ok.to_string())
+            );
         }
         assert_eq!("".parse::<DoorName>(), Err(NameError::DoorLength(0)));
-        assert_eq!("x".repeat(33).parse::<DoorName>(), Err(NameError::DoorLength(33)));
+        assert_eq!(
+            "x".repeat(33).parse::<DoorName>(),
+            Err(NameError::DoorLength(33))
+        );
         for bad in ["SSH", "-ssh", "_a", "a.b", "a b", "é"] {
-            assert!(matches!(bad.parse::<DoorName>(), Err(NameError::DoorChars(_))), "{bad}");
+            assert!(
+                matches!(bad.parse::<DoorName>(), Err(NameError::DoorChars(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -133,8 +144,17 @@ mod tests {
         assert!("gw1.example.net".parse::<ServerId>().is_ok());
         assert!("a".parse::<ServerId>().is_ok());
         assert_eq!("".parse::<ServerId>(), Err(NameError::ServerIdLength(0)));
-        assert!(matches!("GW".parse::<ServerId>(), Err(NameError::ServerIdChars(_))));
-        assert!(matches!("gw_1".parse::<ServerId>(), Err(NameError::ServerIdChars(_))));
-        assert_eq!("a".repeat(65).parse::<ServerId>(), Err(NameError::ServerIdLength(65)));
+        assert!(matches!(
+            "GW".parse::<ServerId>(),
+            Err(NameError::ServerIdChars(_))
+        ));
+        assert!(matches!(
+            "gw_1".parse::<ServerId>(),
+            Err(NameError::ServerIdChars(_))
+        ));
+        assert_eq!(
+            "a".repeat(65).parse::<ServerId>(),
+            Err(NameError::ServerIdLength(65))
+        );
     }
 }

@@ -195,7 +195,12 @@ impl Request {
         if p[field::DOOR + len..].iter().any(|&b| b != 0) {
             return Err(FieldError::Padding);
         }
-        Ok(Request { timestamp_ms: ts, address, seconds, door })
+        Ok(Request {
+            timestamp_ms: ts,
+            address,
+            seconds,
+            door,
+        })
     }
 }
 
@@ -249,8 +254,14 @@ pub fn open_with_ring(
     let mut body = Zeroizing::new(array::<PLAINTEXT_LEN>(&packet[field::CIPHERTEXT]));
     let nonce = ring::aead::Nonce::assume_unique_for_key(array(&packet[field::NONCE]));
     let tag = ring::aead::Tag::from(array::<16>(&packet[field::TAG]));
-    key.open_in_place_separate_tag(nonce, ring::aead::Aad::from(&packet[field::AAD]), tag, &mut body[..], 0..)
-        .ok()?;
+    key.open_in_place_separate_tag(
+        nonce,
+        ring::aead::Aad::from(&packet[field::AAD]),
+        tag,
+        &mut body[..],
+        0..,
+    )
+    .ok()?;
     Some(body)
 }
 
@@ -263,7 +274,12 @@ pub fn open_with(
     let nonce: [u8; 12] = array(&packet[field::NONCE]);
     let tag: [u8; 16] = array(&packet[field::TAG]);
     cipher
-        .decrypt_in_place_detached((&nonce).into(), &packet[field::AAD], &mut body[..], (&tag).into())
+        .decrypt_in_place_detached(
+            (&nonce).into(),
+            &packet[field::AAD],
+            &mut body[..],
+            (&tag).into(),
+        )
         .ok()?;
     Some(body)
 }

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-
 use crate::hint_table::HintTable;
 use crate::keyring::{KeyIndex, Keyring};
 use crate::names::DoorName;
@@ -135,7 +134,12 @@ impl Verifier {
     pub fn new(config: VerifierConfig, keyring: Keyring, replay: ReplayCache) -> Self {
         let now = replay.high_water_ms();
         let hints = HintTable::build(&keyring, now, config.skew_ms);
-        Verifier { config, keyring, hints, replay }
+        Verifier {
+            config,
+            keyring,
+            hints,
+            replay,
+        }
     }
 
     /// Replaces keys and doors (a reload). The replay cache is kept: it names keys by id.
@@ -188,7 +192,9 @@ impl Verifier {
         let mut usable = false;
         let mut opened = None;
         for c in candidates {
-            let Some(k) = self.keyring.get(c.key) else { continue };
+            let Some(k) = self.keyring.get(c.key) else {
+                continue;
+            };
             if !k.entry.usable_at(now) {
                 continue;
             }
@@ -209,7 +215,9 @@ impl Verifier {
                 (true, false) => Reason::Aead,
             });
         };
-        let Some(key) = self.keyring.get(cand.key) else { return Err(Reason::Hint) };
+        let Some(key) = self.keyring.get(cand.key) else {
+            return Err(Reason::Hint);
+        };
         // 5. Fields.
         let request = Request::decode(&body).map_err(|_| Reason::Field)?;
         // 6. Window and skew, without overflow.
@@ -243,7 +251,18 @@ impl Verifier {
         // 9. Replay insert; the caller makes `record` durable before any effect.
         let user = key.entry.user.clone();
         let key_id = key.id;
-        let record = self.replay.insert(key_id, nonce, ts, now).map_err(|_| Reason::Cap)?;
-        Ok(Grant { user, key: cand.key, door: request.door, addr, seconds, now_ms: now, record })
+        let record = self
+            .replay
+            .insert(key_id, nonce, ts, now)
+            .map_err(|_| Reason::Cap)?;
+        Ok(Grant {
+            user,
+            key: cand.key,
+            door: request.door,
+            addr,
+            seconds,
+            now_ms: now,
+            record,
+        })
     }
 }

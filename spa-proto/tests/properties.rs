@@ -14,7 +14,9 @@ fn address() -> impl Strategy<Value = Address> {
     prop_oneof![
         any::<[u8; 4]>().prop_map(|b| Address::V4(b.into())),
         any::<[u8; 16]>()
-            .prop_filter("not v4-mapped", |b| std::net::Ipv6Addr::from(*b).to_ipv4_mapped().is_none())
+            .prop_filter("not v4-mapped", |b| std::net::Ipv6Addr::from(*b)
+                .to_ipv4_mapped()
+                .is_none())
             .prop_map(|b| Address::V6(b.into())),
         Just(Address::Observed),
     ]

@@ -16,7 +16,11 @@ use spa_proto::{
 
 fn vectors() -> Value {
     let path = std::env::var("SPA_VECTORS").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/spa1-vectors.json").to_string()
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/spa1-vectors.json"
+        )
+        .to_string()
     });
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading the protocol vectors at {path}: {e}"));
@@ -35,7 +39,11 @@ fn secret(v: &Value) -> UserSecret {
 }
 
 fn server_id(v: &Value) -> ServerId {
-    v["server_id"].as_str().expect("server_id").parse().expect("valid server_id")
+    v["server_id"]
+        .as_str()
+        .expect("server_id")
+        .parse()
+        .expect("valid server_id")
 }
 
 fn door(s: &str) -> DoorName {
@@ -46,7 +54,10 @@ fn entry(key: ServerKey, doors: &[&str], allow_observed: bool) -> KeyEntry {
     KeyEntry {
         user: "alice".into(),
         key,
-        doors: doors.iter().filter_map(|d| d.parse().ok()).collect::<BTreeSet<_>>(),
+        doors: doors
+            .iter()
+            .filter_map(|d| d.parse().ok())
+            .collect::<BTreeSet<_>>(),
         allow_observed,
         expires_at_ms: None,
         enabled: true,
@@ -54,7 +65,18 @@ fn entry(key: ServerKey, doors: &[&str], allow_observed: bool) -> KeyEntry {
 }
 
 fn policies(names: &[&str], default_secs: u32, max_secs: u32) -> BTreeMap<DoorName, DoorPolicy> {
-    names.iter().map(|n| (door(n), DoorPolicy { default_secs, max_secs })).collect()
+    names
+        .iter()
+        .map(|n| {
+            (
+                door(n),
+                DoorPolicy {
+                    default_secs,
+                    max_secs,
+                },
+            )
+        })
+        .collect()
 }
 
 fn ip(v: &Value) -> IpAddr {
@@ -72,16 +94,26 @@ fn valid_vectors_encode_decode_and_open() {
         let d = srv.derive();
         assert_eq!(d.aead.expose().to_vec(), hexb(&v["k_aead_hex"]), "K_aead");
         assert_eq!(d.hint.expose().to_vec(), hexb(&v["k_hint_hex"]), "K_hint");
-        assert_eq!(d.knock.expose().to_vec(), hexb(&v["k_knock_hex"]), "K_knock");
+        assert_eq!(
+            d.knock.expose().to_vec(),
+            hexb(&v["k_knock_hex"]),
+            "K_knock"
+        );
         let ts = v["timestamp_ms"].as_u64().expect("timestamp");
         assert_eq!(packet::window_of(ts), v["window"].as_u64().expect("window"));
-        assert_eq!(packet::hint(&d, packet::window_of(ts)).to_vec(), hexb(&v["hint_hex"]));
+        assert_eq!(
+            packet::hint(&d, packet::window_of(ts)).to_vec(),
+            hexb(&v["hint_hex"])
+        );
 
         let address = match v["address"].as_str() {
             None => Address::Observed,
             Some(a) => Address::from(a.parse::<IpAddr>().expect("address")),
         };
-        assert_eq!(address.kind() as u64, v["address_kind"].as_u64().expect("kind"));
+        assert_eq!(
+            address.kind() as u64,
+            v["address_kind"].as_u64().expect("kind")
+        );
         let request = Request {
             timestamp_ms: ts,
             address,
@@ -89,7 +121,12 @@ fn valid_vectors_encode_decode_and_open() {
             door: door(v["door"].as_str().expect("door")),
         };
         let plaintext = hexb(&v["plaintext_hex"]);
-        assert_eq!(request.encode().to_vec(), plaintext, "plaintext of {}", v["door"]);
+        assert_eq!(
+            request.encode().to_vec(),
+            plaintext,
+            "plaintext of {}",
+            v["door"]
+        );
         let mut p = [0u8; 64];
         p.copy_from_slice(&plaintext);
         assert_eq!(Request::decode(&p).as_ref(), Ok(&request), "decode");
@@ -104,7 +141,11 @@ fn valid_vectors_encode_decode_and_open() {
             cap: 32,
             doors: policies(&[door_name], 30, 65535),
         };
-        let keyring = Keyring::new([entry(srv, &[door_name], request.address == Address::Observed)]);
+        let keyring = Keyring::new([entry(
+            srv,
+            &[door_name],
+            request.address == Address::Observed,
+        )]);
         let mut verifier = Verifier::new(config, keyring, ReplayCache::new(32, 30_000));
         match verifier.verify(&sealed, ip(&v["ip_source"]), ts) {
             Verdict::Grant(g) => {
@@ -141,8 +182,17 @@ fn invalid_vectors_are_dropped_for_their_reason() {
             .iter()
             .map(|d| d.as_str().expect("door"))
             .collect();
-        let mut verifier = server_for(&all, &doors, v["allow_observed"].as_bool().expect("bool"), 32);
-        let got = verifier.verify(&hexb(&v["packet_hex"]), ip(&v["ip_source"]), v["now_ms"].as_u64().expect("now"));
+        let mut verifier = server_for(
+            &all,
+            &doors,
+            v["allow_observed"].as_bool().expect("bool"),
+            32,
+        );
+        let got = verifier.verify(
+            &hexb(&v["packet_hex"]),
+            ip(&v["ip_source"]),
+            v["now_ms"].as_u64().expect("now"),
+        );
         let want = v["reason"].as_str().expect("reason");
         match got {
             Verdict::Drop(r) => assert_eq!(r.as_str(), want, "{}", v["why"]),
@@ -158,7 +208,12 @@ fn sequences_give_their_results_in_order() {
     assert!(!sequences.is_empty());
     for s in sequences {
         let cap = s["cap"].as_u64().expect("cap") as usize;
-        let mut verifier = server_for(&all, &["ssh"], s["allow_observed"].as_bool().expect("bool"), cap);
+        let mut verifier = server_for(
+            &all,
+            &["ssh"],
+            s["allow_observed"].as_bool().expect("bool"),
+            cap,
+        );
         for (i, step) in s["steps"].as_array().expect("steps").iter().enumerate() {
             let got = verifier.verify(
                 &hexb(&step["packet_hex"]),

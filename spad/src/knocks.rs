@@ -86,10 +86,7 @@ fn parse_line(line: &str) -> Option<(KeyId, DoorName, u64)> {
 impl UsedStepLog {
     /// Opens the log in `dir`, returning the entries that still matter at `now_ms`
     /// (steps from s-2 on); the file is rewritten to hold only those.
-    pub fn open(
-        dir: &Path,
-        now_ms: u64,
-    ) -> Result<(UsedStepLog, Vec<UsedStep>), StateError> {
+    pub fn open(dir: &Path, now_ms: u64) -> Result<(UsedStepLog, Vec<UsedStep>), StateError> {
         let path = dir.join("knock-used.log");
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,

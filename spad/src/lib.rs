@@ -8,5 +8,5 @@ pub mod counters;
 pub mod daemon;
 pub mod durable;
 pub mod firewall;
-pub mod knocks;
 pub mod import_knockd;
+pub mod knocks;

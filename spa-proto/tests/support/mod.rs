@@ -29,23 +29,46 @@ pub fn gateway(cap: usize, users: &[u8]) -> Verifier {
     let doors: BTreeMap<_, _> = ["ssh", "admin"]
         .iter()
         .filter_map(|d| d.parse().ok())
-        .map(|d| (d, DoorPolicy { default_secs: 30, max_secs: 300 }))
+        .map(|d| {
+            (
+                d,
+                DoorPolicy {
+                    default_secs: 30,
+                    max_secs: 300,
+                },
+            )
+        })
         .collect();
-    let keyring = Keyring::new(users.iter().map(|&b| KeyEntry {
-        user: format!("user{b}"),
-        key: user_secret(b).server_key(&server_id()),
-        doors: ["ssh".parse().unwrap_or_else(|_| unreachable!())].into_iter().collect(),
-        allow_observed: false,
-        expires_at_ms: None,
-        enabled: true,
+    let keyring = Keyring::new(users.iter().map(|&b| {
+        KeyEntry {
+            user: format!("user{b}"),
+            key: user_secret(b).server_key(&server_id()),
+            doors: ["ssh".parse().unwrap_or_else(|_| unreachable!())]
+                .into_iter()
+                .collect(),
+            allow_observed: false,
+            expires_at_ms: None,
+            enabled: true,
+        }
     }));
-    Verifier::new(VerifierConfig { skew_ms: SKEW, cap, doors }, keyring, ReplayCache::new(cap, SKEW))
+    Verifier::new(
+        VerifierConfig {
+            skew_ms: SKEW,
+            cap,
+            doors,
+        },
+        keyring,
+        ReplayCache::new(cap, SKEW),
+    )
 }
 
 pub fn request(ts: u64, addr: &str, door: &str, seconds: u16) -> Request {
     Request {
         timestamp_ms: ts,
-        address: Address::from(addr.parse::<std::net::IpAddr>().unwrap_or_else(|_| unreachable!())),
+        address: Address::from(
+            addr.parse::<std::net::IpAddr>()
+                .unwrap_or_else(|_| unreachable!()),
+        ),
         seconds,
         door: door.parse().unwrap_or_else(|_| unreachable!()),
     }
