@@ -2,23 +2,12 @@
 //! `invalid_knock_configs` entry of `../shared/spa1-vectors.json`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use base64::Engine;
+mod contract;
+
+use contract::{secret, server_id, vectors};
 use serde_json::Value;
 use spa_proto::knock::{derive_sequence, RotatingSpec};
-use spa_proto::{DoorName, SecretBytes, ServerId, UserSecret};
-
-fn vectors() -> Value {
-    let path = std::env::var("SPA_VECTORS").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/spa1-vectors.json"
-        )
-        .to_string()
-    });
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading the protocol vectors at {path}: {e}"));
-    serde_json::from_str(&text).expect("vectors are JSON")
-}
+use spa_proto::{DoorName, SecretBytes};
 
 fn group<'a>(v: &'a Value, name: &str) -> &'a Vec<Value> {
     let entries = v[name]
@@ -39,15 +28,8 @@ fn int<T: TryFrom<u64>>(v: &Value, field: &str) -> T {
 fn every_knock_vector_derives_its_key_and_sequence() {
     let v = vectors();
     for entry in group(&v, "knock") {
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(entry["secret_b64"].as_str().expect("secret_b64"))
-            .expect("secret_b64 is base64");
-        let secret = UserSecret::new(SecretBytes::from_slice(&raw).expect("32-byte secret"));
-        let server_id: ServerId = entry["server_id"]
-            .as_str()
-            .expect("server_id")
-            .parse()
-            .expect("valid server_id");
+        let secret = secret(entry);
+        let server_id = server_id(entry);
         let k_knock = secret.server_key(&server_id).derive().knock;
         assert_eq!(
             hex::encode(k_knock.expose()),

@@ -5,46 +5,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use base64::Engine;
+mod contract;
+
+use contract::{hexb, secret, server_id, vectors};
 use serde_json::Value;
 use spa_proto::packet::{self, Address, Request};
 use spa_proto::replay::ReplayCache;
 use spa_proto::{
-    DoorName, DoorPolicy, KeyEntry, Keyring, SecretBytes, ServerId, ServerKey, UserSecret, Verdict,
-    Verifier, VerifierConfig,
+    DoorName, DoorPolicy, KeyEntry, Keyring, ServerKey, Verdict, Verifier, VerifierConfig,
 };
-
-fn vectors() -> Value {
-    let path = std::env::var("SPA_VECTORS").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/spa1-vectors.json"
-        )
-        .to_string()
-    });
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading the protocol vectors at {path}: {e}"));
-    serde_json::from_str(&text).expect("vectors are JSON")
-}
-
-fn hexb(v: &Value) -> Vec<u8> {
-    hex::decode(v.as_str().expect("hex string")).expect("valid hex")
-}
-
-fn secret(v: &Value) -> UserSecret {
-    let b = base64::engine::general_purpose::STANDARD
-        .decode(v["secret_b64"].as_str().expect("secret_b64"))
-        .expect("base64");
-    UserSecret::new(SecretBytes::from_slice(&b).expect("32 bytes"))
-}
-
-fn server_id(v: &Value) -> ServerId {
-    v["server_id"]
-        .as_str()
-        .expect("server_id")
-        .parse()
-        .expect("valid server_id")
-}
 
 fn door(s: &str) -> DoorName {
     s.parse().expect("door name")
