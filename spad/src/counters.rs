@@ -3,13 +3,11 @@
 //! once a minute while packets keep being rejected, and on SIGUSR1.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use spa_proto::Reason;
 
-/// How often a rejection summary may be logged.
-const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+/// How often a rejection summary may be logged, ms.
+const SUMMARY_EVERY_MS: u64 = 60_000;
 
 /// spad's counters.
 #[derive(Debug)]
@@ -17,7 +15,8 @@ pub struct Counters {
     rejected: [AtomicU64; Reason::ALL.len()],
     granted: AtomicU64,
     overload: AtomicU64,
-    last_summary: Mutex<Option<Instant>>,
+    /// When the last summary was logged (ms since the epoch; 0 = never).
+    last_summary_ms: AtomicU64,
 }
 
 impl Default for Counters {
@@ -26,7 +25,7 @@ impl Default for Counters {
             rejected: std::array::from_fn(|_| AtomicU64::new(0)),
             granted: AtomicU64::new(0),
             overload: AtomicU64::new(0),
-            last_summary: Mutex::new(None),
+            last_summary_ms: AtomicU64::new(0),
         }
     }
 }
@@ -36,17 +35,18 @@ fn index(reason: Reason) -> usize {
 }
 
 impl Counters {
-    /// Counts one rejected datagram; says whether a summary is due.
-    pub fn reject(&self, reason: Reason) -> bool {
+    /// Counts one rejected datagram at `now_ms`; says whether a summary is due
+    /// (the first rejection, then at most once a minute). Lock-free: this is on
+    /// the per-packet path of a flood.
+    pub fn reject(&self, reason: Reason, now_ms: u64) -> bool {
         self.rejected[index(reason)].fetch_add(1, Ordering::Relaxed);
-        let mut last = self.last_summary.lock().unwrap_or_else(|e| e.into_inner());
-        match *last {
-            Some(t) if t.elapsed() < SUMMARY_EVERY => false,
-            _ => {
-                *last = Some(Instant::now());
-                true
-            }
+        let last = self.last_summary_ms.load(Ordering::Relaxed);
+        if last != 0 && now_ms.saturating_sub(last) < SUMMARY_EVERY_MS {
+            return false;
         }
+        self.last_summary_ms
+            .compare_exchange(last, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// Counts one grant.
@@ -85,12 +85,16 @@ mod tests {
     #[test]
     fn counts_per_reason_and_rate_limits_the_summary() {
         let c = Counters::default();
-        assert!(c.reject(Reason::Hint), "first rejection logs a summary");
+        let t = 1_764_000_000_000;
+        assert!(c.reject(Reason::Hint, t), "first rejection logs a summary");
         assert!(
-            !c.reject(Reason::Hint),
+            !c.reject(Reason::Hint, t + 59_999),
             "the next one within a minute does not"
         );
-        c.reject(Reason::Replay);
+        assert!(
+            c.reject(Reason::Replay, t + 60_000),
+            "a minute later it does"
+        );
         c.grant();
         assert_eq!(c.rejected(Reason::Hint), 2);
         let s = c.summary();

@@ -4,6 +4,7 @@
 //! firewall, keeps the open-doors state file, and handles signals.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -120,7 +121,7 @@ enum Event {
 struct Shared {
     verifier: Mutex<Verifier>,
     counters: Counters,
-    spa_port: Mutex<u16>,
+    spa_port: AtomicU16,
 }
 
 /// The running daemon.
@@ -173,7 +174,7 @@ impl Daemon {
         let shared = Arc::new(Shared {
             verifier: Mutex::new(verifier),
             counters: Counters::default(),
-            spa_port: Mutex::new(config.port),
+            spa_port: AtomicU16::new(config.port),
         });
         let mut daemon = Daemon {
             door_state: DoorStateFile::new(&config.state_dir),
@@ -366,7 +367,9 @@ impl Daemon {
                 grants.len()
             );
             for _ in &grants {
-                self.shared.counters.reject(spa_proto::Reason::Cap);
+                self.shared
+                    .counters
+                    .reject(spa_proto::Reason::Cap, wall_ms());
             }
             return Ok(());
         }
@@ -568,9 +571,7 @@ impl Daemon {
         for c in &self.captures {
             c.set_filter(&spec)?;
         }
-        if let Ok(mut p) = self.shared.spa_port.lock() {
-            *p = config.port;
-        }
+        self.shared.spa_port.store(config.port, Ordering::Relaxed);
         let now = wall_ms();
         let mut knocker = build_knocker(&config, &keyring, now);
         let (used_steps, used) = UsedStepLog::open(&config.state_dir, now)?;
@@ -619,7 +620,7 @@ fn capture_loop(mut capture: Capture, shared: Arc<Shared>, tx: SyncSender<Event>
                 return;
             }
         };
-        let spa_port = *shared.spa_port.lock().unwrap_or_else(|e| e.into_inner());
+        let spa_port = shared.spa_port.load(Ordering::Relaxed);
         let knock = match packet.transport {
             Transport::Udp { dst_port, .. } if dst_port == spa_port => None,
             Transport::Udp {
@@ -654,9 +655,10 @@ fn capture_loop(mut capture: Capture, shared: Arc<Shared>, tx: SyncSender<Event>
             }
             continue;
         }
+        let now = wall_ms();
         let verdict = {
             let mut v = shared.verifier.lock().unwrap_or_else(|e| e.into_inner());
-            v.verify(packet.payload, packet.src, wall_ms())
+            v.verify(packet.payload, packet.src, now)
         };
         match verdict {
             Verdict::Grant(g) => match tx.try_send(Event::Grant(Box::new(g))) {
@@ -666,7 +668,7 @@ fn capture_loop(mut capture: Capture, shared: Arc<Shared>, tx: SyncSender<Event>
             },
             Verdict::Drop(reason) => {
                 debug!(src = %packet.src, reason = reason.as_str(), "datagram dropped");
-                if shared.counters.reject(reason) {
+                if shared.counters.reject(reason, now) {
                     info!("rejected datagrams so far: {}", shared.counters.summary());
                 }
             }
