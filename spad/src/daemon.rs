@@ -3,7 +3,7 @@
 //! the main thread persists replay records, opens and closes doors in the
 //! firewall, keeps the open-doors state file, and handles signals.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -23,7 +23,7 @@ use crate::config::{Config, ConfigError, DoorKind};
 use crate::counters::Counters;
 use crate::durable::{self, DoorStateFile, ReplayLog, ReplayStart, StateError};
 use crate::firewall::{Firewall, FirewallError, FirewallSettings};
-use crate::knocks::{build_knocker, mark_one_time_used, UsedStepLog};
+use crate::knocks::{mark_one_time_used, restore_knocker, UsedStepLog};
 
 /// Why spad could not start or keep running.
 #[derive(Debug, thiserror::Error)]
@@ -163,11 +163,7 @@ impl Daemon {
                 warn!(path = %replay_log.path().display(), "replay cache unreadable, moved aside: packets sealed before now + skew are refused")
             }
         }
-        let mut knocker = build_knocker(&config, &keyring, start);
-        let (used_steps, used) = UsedStepLog::open(&config.state_dir, start)?;
-        for (key, door, step) in used {
-            knocker.mark_used(key, &door, step);
-        }
+        let (knocker, used_steps) = restore_knocker(&config, &keyring, &config.state_dir, start)?;
         let verifier = Verifier::new(verifier_config(&config), keyring, cache);
         let firewall = Firewall::setup(firewall_settings(&config), &config.door_specs())?;
         let (sender, events) = mpsc::sync_channel(QUEUE);
@@ -554,18 +550,23 @@ impl Daemon {
     }
 
     fn try_reload(&mut self) -> Result<(), DaemonError> {
-        let config = Config::load(&self.config.path)?;
-        let keyring = load_keyring(&config)?;
-        for fixed in [
+        let mut config = Config::load(&self.config.path)?;
+        for (changed, name) in [
             (config.server_id != self.config.server_id, "server_id"),
             (config.state_dir != self.config.state_dir, "state_dir"),
             (config.interfaces != self.config.interfaces, "interfaces"),
             (config.nft_table != self.config.nft_table, "nft_table"),
         ] {
-            if fixed.0 {
-                warn!("{} changed: it takes effect after a restart", fixed.1);
+            if changed {
+                warn!("{name} changed: it takes effect after a restart");
             }
         }
+        // Those four stay as they are until a restart (keys are loaded for the running server_id).
+        config.server_id = self.config.server_id.clone();
+        config.state_dir = self.config.state_dir.clone();
+        config.interfaces = self.config.interfaces.clone();
+        config.nft_table = self.config.nft_table.clone();
+        let keyring = load_keyring(&config)?;
         self.firewall.reconfigure(&config.door_specs())?;
         let spec = filter_spec(&config);
         for c in &self.captures {
@@ -573,15 +574,10 @@ impl Daemon {
         }
         self.shared.spa_port.store(config.port, Ordering::Relaxed);
         let now = wall_ms();
-        let mut knocker = build_knocker(&config, &keyring, now);
-        let (used_steps, used) = UsedStepLog::open(&config.state_dir, now)?;
-        for (key, door, step) in used {
-            knocker.mark_used(key, &door, step);
-        }
-        self.knocker = knocker;
-        self.used_steps = used_steps;
+        (self.knocker, self.used_steps) =
+            restore_knocker(&config, &keyring, &config.state_dir, now)?;
         if let Ok(mut v) = self.shared.verifier.lock() {
-            v.reload(verifier_config(&config), keyring, wall_ms());
+            v.reload(verifier_config(&config), keyring, now);
         }
         // Doors that no longer exist are closed.
         let gone: Vec<OpenDoor> = self
@@ -594,10 +590,7 @@ impl Daemon {
             info!(door = %d.door, addr = %d.addr, "door closed (removed from the config)");
         }
         self.door_state.write(&self.doors.to_state())?;
-        self.config = Config {
-            path: self.config.path.clone(),
-            ..config
-        };
+        self.config = config;
         Ok(())
     }
 
@@ -703,9 +696,4 @@ pub fn check(config_path: &Path) -> Result<String, DaemonError> {
         lines.push(format!("warning: {} skipped: {why}", path.display()));
     }
     Ok(lines.join("\n"))
-}
-
-/// The door names and addresses in the state file (for tests and `--status`).
-pub fn state_file(dir: &Path) -> PathBuf {
-    DoorStateFile::new(dir).path().to_path_buf()
 }

@@ -175,11 +175,6 @@ impl ReplayLog {
     }
 }
 
-/// Whether a file starts like a replay log (for diagnostics).
-pub fn looks_like_replay_log(bytes: &[u8]) -> bool {
-    bytes.starts_with(LOG_MAGIC)
-}
-
 /// The open-doors state file.
 #[derive(Debug, Clone)]
 pub struct DoorStateFile {

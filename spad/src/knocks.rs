@@ -15,7 +15,7 @@ use crate::durable::{write_atomic, StateError};
 
 /// The knock state machine for a config and keyring: classic doors as
 /// configured, rotating doors with every enabled user allowed on them.
-pub fn build_knocker(config: &Config, keyring: &Keyring, now_ms: u64) -> Knocker {
+fn build_knocker(config: &Config, keyring: &Keyring, now_ms: u64) -> Knocker {
     let mut classic = Vec::new();
     let mut rotating = Vec::new();
     for d in &config.doors {
@@ -44,6 +44,22 @@ pub fn build_knocker(config: &Config, keyring: &Keyring, now_ms: u64) -> Knocker
         }
     }
     Knocker::new(classic, rotating, now_ms)
+}
+
+/// The knock state machine with the rotating steps already used restored
+/// from `state_dir` (start and reload both need exactly this).
+pub fn restore_knocker(
+    config: &Config,
+    keyring: &Keyring,
+    state_dir: &Path,
+    now_ms: u64,
+) -> Result<(Knocker, UsedStepLog), StateError> {
+    let mut knocker = build_knocker(config, keyring, now_ms);
+    let (log, used) = UsedStepLog::open(state_dir, now_ms)?;
+    for (key, door, step) in used {
+        knocker.mark_used(key, &door, step);
+    }
+    Ok((knocker, log))
 }
 
 /// One used rotating step: the key, the door, the step.
