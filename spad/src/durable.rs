@@ -25,7 +25,8 @@ pub struct StateError {
     pub source: io::Error,
 }
 
-fn at(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
+/// Names `path` in an I/O error.
+pub(crate) fn at(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
     move |source| StateError {
         path: path.to_path_buf(),
         source,

@@ -11,7 +11,7 @@ use spa_proto::knock::{comment_out_one_time, step_of, KnockStep, Knocker, Rotati
 use spa_proto::{DoorName, KeyId, Keyring};
 
 use crate::config::{Config, DoorKind};
-use crate::durable::{write_atomic, StateError};
+use crate::durable::{at, write_atomic, StateError};
 
 /// The knock state machine for a config and keyring: classic doors as
 /// configured, rotating doors with every enabled user allowed on them.
@@ -71,13 +71,6 @@ pub type UsedStep = (KeyId, DoorName, u64);
 pub struct UsedStepLog {
     path: PathBuf,
     file: File,
-}
-
-fn at(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
-    move |source| StateError {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 fn hex(id: &KeyId) -> String {
