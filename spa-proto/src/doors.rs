@@ -1,7 +1,7 @@
 //! Open doors and their closing times (PROTOCOL §3 step 10): keyed by
-//! (door, address), extended never doubled, never shortened. Tells the
-//! daemon when to wake and what to close; has a text form for the state file
-//! that lets a restarted spad close what is overdue and re-arm the rest.
+//! (door, address), extended never doubled, never shortened by a request.
+//! Tells the gateway when to wake and what to close. The clock is the
+//! caller's (the gateway uses a monotonic one).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -37,16 +37,6 @@ pub struct OpenDoor {
     pub addr: IpAddr,
     /// Until when (ms since the epoch).
     pub until_ms: u64,
-}
-
-/// A state-file line that could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {what}")]
-pub struct StateLineError {
-    /// 1-based line number.
-    pub line: usize,
-    /// What is wrong with it.
-    pub what: String,
 }
 
 /// All open doors.
@@ -148,61 +138,16 @@ impl OpenDoors {
         self.until.is_empty()
     }
 
-    /// The state file: one `door address until_ms` line per open door.
-    pub fn to_state(&self) -> String {
-        let mut out = String::from("# spad open doors: door address until_ms\n");
-        for d in self.iter() {
-            out.push_str(&format!("{} {} {}\n", d.door, d.addr, d.until_ms));
-        }
-        out
+    /// Sets a door's closing time exactly (a restore, or an extension taken back).
+    pub fn set(&mut self, door: &DoorName, addr: IpAddr, until_ms: u64) {
+        self.remove(door, addr);
+        self.by_time.insert((until_ms, door.clone(), addr));
+        self.until.insert((door.clone(), addr), until_ms);
     }
 
-    /// Reads a state file.
-    pub fn parse_state(text: &str) -> Result<Vec<OpenDoor>, StateLineError> {
-        let mut doors = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let err = |what: &str| StateLineError {
-                line: i + 1,
-                what: what.to_string(),
-            };
-            let mut parts = line.split_whitespace();
-            let door = parts.next().ok_or_else(|| err("no door"))?;
-            let door: DoorName = door.parse().map_err(|_| err("bad door name"))?;
-            let addr = parts.next().ok_or_else(|| err("no address"))?;
-            let addr: IpAddr = addr.parse().map_err(|_| err("bad address"))?;
-            let until = parts.next().ok_or_else(|| err("no closing time"))?;
-            let until_ms: u64 = until.parse().map_err(|_| err("bad closing time"))?;
-            if parts.next().is_some() {
-                return Err(err("extra fields"));
-            }
-            doors.push(OpenDoor {
-                door,
-                addr,
-                until_ms,
-            });
-        }
-        Ok(doors)
-    }
-
-    /// After a restart: re-arms doors whose time has not come, returns the overdue ones to close now.
-    pub fn restore(&mut self, doors: Vec<OpenDoor>, now_ms: u64) -> Vec<OpenDoor> {
-        let mut overdue = Vec::new();
-        for d in doors {
-            if d.until_ms <= now_ms {
-                overdue.push(d);
-            } else {
-                let key = (d.door.clone(), d.addr);
-                if let Some(old) = self.until.insert(key, d.until_ms) {
-                    self.by_time.remove(&(old, d.door.clone(), d.addr));
-                }
-                self.by_time.insert((d.until_ms, d.door, d.addr));
-            }
-        }
-        overdue
+    /// When `door` closes for `addr`, if open.
+    pub fn until(&self, door: &DoorName, addr: IpAddr) -> Option<u64> {
+        self.until.get(&(door.clone(), addr)).copied()
     }
 }
 
@@ -249,23 +194,14 @@ mod tests {
     }
 
     #[test]
-    fn state_round_trip_closes_overdue_and_rearms_the_rest() -> Result<(), StateLineError> {
+    fn set_replaces_the_closing_time_either_way() {
         let mut t = OpenDoors::new();
-        t.open(&ssh(), A, 0, 10);
-        t.open(&ssh(), "2001:db8::1".parse().unwrap_or(B), 0, 60);
-        let saved = OpenDoors::parse_state(&t.to_state())?;
-        assert_eq!(saved.len(), 2);
-        let mut after = OpenDoors::new();
-        let overdue = after.restore(saved, 30_000);
-        assert_eq!(overdue.len(), 1);
-        assert_eq!(overdue[0].addr, A);
-        assert_eq!(after.poll_timeout(), Some(60_000));
-        assert_eq!(
-            OpenDoors::parse_state("ssh 10.0.0.1 notanumber")
-                .err()
-                .map(|e| e.line),
-            Some(1)
-        );
-        Ok(())
+        t.open(&ssh(), A, 0, 30);
+        t.set(&ssh(), A, 5_000);
+        assert_eq!(t.until(&ssh(), A), Some(5_000));
+        assert_eq!(t.poll_timeout(), Some(5_000));
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.expire(5_000).len(), 1);
+        assert_eq!(t.until(&ssh(), A), None);
     }
 }

@@ -7,7 +7,9 @@
 #![deny(unsafe_code)]
 
 pub mod doors;
+pub mod gateway;
 pub mod hint_table;
+pub mod journal;
 pub mod keyring;
 pub mod keys;
 pub mod knock;

@@ -1,75 +1,41 @@
 //! The replay cache (PROTOCOL §3 steps 3 and 9): which (key, nonce) pairs were
 //! accepted and are still live, a per-key cap that refuses and never evicts,
-//! the clock's high-water mark, and a compact binary form that spad appends
-//! to a file before any door opens.
+//! the clock's high-water mark, and the journal records (see `journal`)
+//! that spad makes durable before any door opens.
 
 use rustc_hash::FxHashMap;
 
+use crate::journal::Record;
 use crate::keys::KeyId;
 
 /// The default number of live entries one key may hold.
 pub const DEFAULT_CAP: usize = 32;
 
-/// One accepted packet, as stored.
+/// One accepted packet, as the journal stores it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplayRecord {
     /// Which key sealed it.
     pub key: KeyId,
     /// Its nonce.
     pub nonce: [u8; 12],
-    /// Its timestamp (ms); the entry is live while `timestamp + skew >= now`.
+    /// Its timestamp (ms).
     pub timestamp_ms: u64,
-    /// The server's `now` when it was accepted (restores the high-water mark).
-    pub now_ms: u64,
+    /// Live while `expires_ms >= now`: timestamp + the largest skew in force
+    /// since it was accepted (§3 step 9).
+    pub expires_ms: u64,
 }
 
 impl ReplayRecord {
-    /// Length of one encoded record.
-    pub const LEN: usize = 16 + 12 + 8 + 8;
-
-    /// The record's fixed-size binary form.
-    pub fn encode(&self) -> [u8; Self::LEN] {
-        let mut out = [0u8; Self::LEN];
-        out[0..16].copy_from_slice(&self.key.0);
-        out[16..28].copy_from_slice(&self.nonce);
-        out[28..36].copy_from_slice(&self.timestamp_ms.to_be_bytes());
-        out[36..44].copy_from_slice(&self.now_ms.to_be_bytes());
-        out
-    }
-
-    /// Decodes one record.
-    pub fn decode(bytes: &[u8; Self::LEN]) -> Self {
-        let mut key = [0u8; 16];
-        key.copy_from_slice(&bytes[0..16]);
-        let mut nonce = [0u8; 12];
-        nonce.copy_from_slice(&bytes[16..28]);
-        let mut ts = [0u8; 8];
-        ts.copy_from_slice(&bytes[28..36]);
-        let mut now = [0u8; 8];
-        now.copy_from_slice(&bytes[36..44]);
-        ReplayRecord {
-            key: KeyId(key),
-            nonce,
-            timestamp_ms: u64::from_be_bytes(ts),
-            now_ms: u64::from_be_bytes(now),
+    /// The journal record for this entry.
+    pub fn to_record(&self) -> Record {
+        Record::Replay {
+            key: self.key,
+            nonce: self.nonce,
+            timestamp_ms: self.timestamp_ms,
+            expires_ms: self.expires_ms,
         }
     }
 }
-
-/// A stored replay log that could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ReplayDecodeError {
-    /// The file does not start with the spa replay-log magic.
-    #[error("not a spa replay log (bad magic)")]
-    Magic,
-}
-
-/// The key id of the log's state record (never a real key's id).
-const STATE_MARKER: KeyId = KeyId([0; 16]);
-
-/// Magic bytes at the start of a replay log.
-pub const LOG_MAGIC: &[u8; 8] = b"spaRPL1\n";
 
 /// Why an entry could not be inserted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +49,26 @@ pub struct CapFull {
 struct Entry {
     nonce: [u8; 12],
     timestamp_ms: u64,
+    expires_ms: u64,
+}
+
+impl Entry {
+    fn live(&self, now_ms: u64) -> bool {
+        self.expires_ms >= now_ms
+    }
+}
+
+/// How a cache was restored from the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restored {
+    /// From records whose clock is plausible.
+    Readable,
+    /// The journal's newest time lies beyond now + skew: not readable (§3
+    /// step 9), so history is unknown and old packets are refused.
+    ImplausibleClock {
+        /// The newest time found.
+        newest_ms: u64,
+    },
 }
 
 /// Live accepted (key, nonce) pairs.
@@ -92,17 +78,12 @@ pub struct ReplayCache {
     cap: usize,
     skew_ms: u64,
     high_water_ms: u64,
-    /// Whether the cache was restored from storage (or created empty on purpose).
-    /// A server that starts without one refuses packets from before it started.
+    /// Timestamps at or below this are refused: the history before it is unknown.
     refuse_until_ms: u64,
 }
 
-fn live(e: &Entry, now_ms: u64, skew_ms: u64) -> bool {
-    e.timestamp_ms.saturating_add(skew_ms) >= now_ms
-}
-
 impl ReplayCache {
-    /// An empty cache, as if restored from an empty but existing file.
+    /// An empty cache, as if restored from an empty but existing journal.
     pub fn new(cap: usize, skew_ms: u64) -> Self {
         ReplayCache {
             per_key: FxHashMap::default(),
@@ -123,65 +104,108 @@ impl ReplayCache {
         cache
     }
 
-    /// Restores a cache from a log (magic + records); a torn last record is ignored.
-    pub fn from_log(bytes: &[u8], cap: usize, skew_ms: u64) -> Result<Self, ReplayDecodeError> {
-        let body = bytes
-            .strip_prefix(LOG_MAGIC.as_slice())
-            .ok_or(ReplayDecodeError::Magic)?;
+    /// Restores a cache from journal records at `start_ms` (other kinds are
+    /// skipped). A newest time beyond `start + skew` makes the records
+    /// unreadable: the cache starts without history instead.
+    pub fn from_records<'a>(
+        records: impl IntoIterator<Item = &'a Record>,
+        cap: usize,
+        skew_ms: u64,
+        start_ms: u64,
+    ) -> (Self, Restored) {
         let mut cache = Self::new(cap, skew_ms);
-        for chunk in body.chunks_exact(ReplayRecord::LEN) {
-            let mut rec = [0u8; ReplayRecord::LEN];
-            rec.copy_from_slice(chunk);
-            cache.restore(ReplayRecord::decode(&rec));
+        for rec in records {
+            match rec {
+                Record::State {
+                    high_water_ms,
+                    refuse_until_ms,
+                } => {
+                    cache.high_water_ms = cache.high_water_ms.max(*high_water_ms);
+                    cache.refuse_until_ms = cache.refuse_until_ms.max(*refuse_until_ms);
+                }
+                Record::Replay {
+                    key,
+                    nonce,
+                    timestamp_ms,
+                    expires_ms,
+                } => {
+                    // An accepted timestamp was within skew of the `now` then.
+                    let seen = timestamp_ms.saturating_sub(skew_ms);
+                    cache.high_water_ms = cache.high_water_ms.max(seen);
+                    cache.restore_entry(*key, *nonce, *timestamp_ms, *expires_ms);
+                }
+                _ => {}
+            }
         }
-        let high = cache.high_water_ms;
-        cache.purge(high);
-        Ok(cache)
+        let newest = cache.high_water_ms;
+        if newest > start_ms.saturating_add(skew_ms) {
+            let fresh = Self::new_without_history(cap, skew_ms, start_ms);
+            return (fresh, Restored::ImplausibleClock { newest_ms: newest });
+        }
+        let now = cache.advance(start_ms);
+        cache.purge(now);
+        (cache, Restored::Readable)
     }
 
-    /// Adds a stored record back (no cap check: it was accepted before).
-    pub fn restore(&mut self, rec: ReplayRecord) {
-        self.high_water_ms = self.high_water_ms.max(rec.now_ms);
-        if rec.key == STATE_MARKER {
-            // Not a packet: the cache's own state (see `to_log`).
-            self.refuse_until_ms = self.refuse_until_ms.max(rec.timestamp_ms);
-            return;
-        }
-        let list = self.per_key.entry(rec.key).or_default();
-        if !list.iter().any(|e| e.nonce == rec.nonce) {
-            list.push(Entry {
-                nonce: rec.nonce,
-                timestamp_ms: rec.timestamp_ms,
-            });
+    fn restore_entry(&mut self, key: KeyId, nonce: [u8; 12], timestamp_ms: u64, expires_ms: u64) {
+        let list = self.per_key.entry(key).or_default();
+        match list.iter_mut().find(|e| e.nonce == nonce) {
+            Some(e) => e.expires_ms = e.expires_ms.max(expires_ms),
+            None => list.push(Entry {
+                nonce,
+                timestamp_ms,
+                expires_ms,
+            }),
         }
     }
 
-    /// The whole live cache as a log (for compaction: written to a new file
-    /// and renamed). It starts with a state record (key id all zero, which no
-    /// SHA-256-derived id is) holding the high-water mark and, while it still
-    /// matters, the time up to which the history is unknown — so a restart
-    /// soon after a start without history keeps refusing old packets.
-    pub fn to_log(&self, now_ms: u64) -> Vec<u8> {
-        let mut out = LOG_MAGIC.to_vec();
-        let state = ReplayRecord {
-            key: STATE_MARKER,
-            nonce: [0; 12],
-            timestamp_ms: self.refuse_until_ms,
-            now_ms: self.high_water_ms,
-        };
-        out.extend_from_slice(&state.encode());
+    /// The whole live cache as journal records (for compaction): the state
+    /// record first, so a restart soon after a start without history keeps
+    /// refusing old packets.
+    pub fn to_records(&self, now_ms: u64) -> Vec<Record> {
+        let mut out = vec![Record::State {
+            high_water_ms: self.high_water_ms,
+            refuse_until_ms: self.refuse_until_ms,
+        }];
         for (key, list) in &self.per_key {
-            for e in list.iter().filter(|e| live(e, now_ms, self.skew_ms)) {
-                let rec = ReplayRecord {
+            for e in list.iter().filter(|e| e.live(now_ms)) {
+                out.push(Record::Replay {
                     key: *key,
                     nonce: e.nonce,
                     timestamp_ms: e.timestamp_ms,
-                    now_ms: 0,
-                };
-                out.extend_from_slice(&rec.encode());
+                    expires_ms: e.expires_ms,
+                });
             }
         }
         out
+    }
+
+    /// The state record alone (written when a journal is started).
+    pub fn state_record(&self) -> Record {
+        Record::State {
+            high_water_ms: self.high_water_ms,
+            refuse_until_ms: self.refuse_until_ms,
+        }
+    }
+
+    /// Changes the skew (a reload). Raising it lengthens every live entry to
+    /// its timestamp + the new skew; lowering it shortens none: an entry
+    /// lives for the largest skew in force since it was inserted, so a packet
+    /// accepted under one skew cannot be accepted again under another.
+    pub fn set_skew(&mut self, skew_ms: u64) {
+        if skew_ms > self.skew_ms {
+            for list in self.per_key.values_mut() {
+                for e in list.iter_mut() {
+                    e.expires_ms = e.expires_ms.max(e.timestamp_ms.saturating_add(skew_ms));
+                }
+            }
+        }
+        self.skew_ms = skew_ms;
+    }
+
+    /// Changes the per-key cap (a reload).
+    pub fn set_cap(&mut self, cap: usize) {
+        self.cap = cap;
     }
 
     /// Advances the clock: `max(wall, high-water)`. Every datagram calls this once.
@@ -202,10 +226,9 @@ impl ReplayCache {
 
     /// Whether (key, nonce) is a live entry at `now_ms`.
     pub fn contains(&self, key: &KeyId, nonce: &[u8; 12], now_ms: u64) -> bool {
-        self.per_key.get(key).is_some_and(|l| {
-            l.iter()
-                .any(|e| e.nonce == *nonce && live(e, now_ms, self.skew_ms))
-        })
+        self.per_key
+            .get(key)
+            .is_some_and(|l| l.iter().any(|e| e.nonce == *nonce && e.live(now_ms)))
     }
 
     /// Inserts an accepted (key, nonce); refuses when the key's live entries reach the cap.
@@ -216,29 +239,37 @@ impl ReplayCache {
         timestamp_ms: u64,
         now_ms: u64,
     ) -> Result<ReplayRecord, CapFull> {
-        let skew = self.skew_ms;
+        let expires_ms = timestamp_ms.saturating_add(self.skew_ms);
         let list = self.per_key.entry(key).or_default();
-        list.retain(|e| live(e, now_ms, skew));
+        list.retain(|e| e.live(now_ms));
         if list.len() >= self.cap {
             return Err(CapFull { cap: self.cap });
         }
         list.push(Entry {
             nonce,
             timestamp_ms,
+            expires_ms,
         });
         Ok(ReplayRecord {
             key,
             nonce,
             timestamp_ms,
-            now_ms,
+            expires_ms,
         })
+    }
+
+    /// Takes back an insert whose record could not be made durable, so the
+    /// packet's sender may try again (nothing was opened for it).
+    pub fn forget(&mut self, key: &KeyId, nonce: &[u8; 12]) {
+        if let Some(list) = self.per_key.get_mut(key) {
+            list.retain(|e| e.nonce != *nonce);
+        }
     }
 
     /// Forgets every entry that can no longer be accepted.
     pub fn purge(&mut self, now_ms: u64) {
-        let skew = self.skew_ms;
         self.per_key.retain(|_, l| {
-            l.retain(|e| live(e, now_ms, skew));
+            l.retain(|e| e.live(now_ms));
             !l.is_empty()
         });
     }
@@ -247,7 +278,7 @@ impl ReplayCache {
     pub fn live_len(&self, now_ms: u64) -> usize {
         self.per_key
             .values()
-            .map(|l| l.iter().filter(|e| live(e, now_ms, self.skew_ms)).count())
+            .map(|l| l.iter().filter(|e| e.live(now_ms)).count())
             .sum()
     }
 }
@@ -285,41 +316,82 @@ mod tests {
     }
 
     #[test]
-    fn log_round_trip_keeps_live_entries_and_high_water() -> Result<(), ReplayDecodeError> {
+    fn records_round_trip_keeps_live_entries_and_high_water() {
         let mut c = ReplayCache::new(4, SKEW);
         let ts = 5_000_000;
         c.advance(ts + 10);
-        let mut log = LOG_MAGIC.to_vec();
+        let mut records = vec![];
         for n in 0..3u8 {
-            let rec = c
-                .insert(K, [n; 12], ts + u64::from(n), ts + 10)
-                .map_err(|_| ReplayDecodeError::Magic)?;
-            log.extend_from_slice(&rec.encode());
+            let rec = c.insert(K, [n; 12], ts + u64::from(n), ts + 10);
+            records.extend(rec.ok().map(|r| r.to_record()));
         }
-        log.extend_from_slice(&[0xff; 7]); // a torn write at the end
-        let back = ReplayCache::from_log(&log, 4, SKEW)?;
+        records.push(c.state_record());
+        let (back, how) = ReplayCache::from_records(&records, 4, SKEW, ts + 10);
+        assert_eq!(how, Restored::Readable);
         assert_eq!(back.high_water_ms(), ts + 10);
         for n in 0..3u8 {
             assert!(back.contains(&K, &[n; 12], ts + 10));
         }
-        let compact = ReplayCache::from_log(&back.to_log(ts + 10), 4, SKEW)?;
+        let (compact, _) = ReplayCache::from_records(&back.to_records(ts + 10), 4, SKEW, ts + 10);
         assert_eq!(compact.live_len(ts + 10), 3);
         assert_eq!(compact.high_water_ms(), ts + 10);
-        assert_eq!(
-            ReplayCache::from_log(b"garbage!", 4, SKEW).err(),
-            Some(ReplayDecodeError::Magic)
-        );
-        Ok(())
     }
 
     #[test]
-    fn unknown_history_survives_a_restart_within_skew() -> Result<(), ReplayDecodeError> {
+    fn unknown_history_survives_a_restart_within_skew() {
         let start = 9_000_000;
         let fresh = ReplayCache::new_without_history(4, SKEW, start);
-        let again = ReplayCache::from_log(&fresh.to_log(start), 4, SKEW)?;
+        let (again, _) = ReplayCache::from_records(&fresh.to_records(start), 4, SKEW, start + 5);
         assert_eq!(again.refuse_until_ms(), start + SKEW);
-        assert_eq!(again.high_water_ms(), start);
         assert_eq!(again.live_len(start), 0, "the state record is not an entry");
-        Ok(())
+    }
+
+    #[test]
+    fn a_restored_clock_beyond_now_plus_skew_is_not_readable() {
+        let start = 9_000_000;
+        let future = Record::State {
+            high_water_ms: start + SKEW + 1,
+            refuse_until_ms: 0,
+        };
+        let (c, how) = ReplayCache::from_records(&[future], 4, SKEW, start);
+        assert_eq!(
+            how,
+            Restored::ImplausibleClock {
+                newest_ms: start + SKEW + 1
+            }
+        );
+        assert_eq!(
+            c.refuse_until_ms(),
+            start + SKEW,
+            "history unknown, never truth"
+        );
+        assert_eq!(c.high_water_ms(), start);
+    }
+
+    #[test]
+    fn raising_skew_keeps_an_accepted_packet_refused_for_the_new_skew() {
+        let mut c = ReplayCache::new(4, SKEW);
+        let ts = 1_000_000;
+        assert!(c.insert(K, [1; 12], ts, ts).is_ok());
+        c.set_skew(2 * SKEW);
+        // The window now accepts ts until ts + 2*SKEW: the entry must live as long.
+        assert!(c.contains(&K, &[1; 12], ts + 2 * SKEW));
+        c.set_skew(SKEW);
+        assert!(
+            c.contains(&K, &[1; 12], ts + 2 * SKEW),
+            "lowering never shortens"
+        );
+    }
+
+    #[test]
+    fn a_forgotten_insert_can_be_accepted_again() {
+        let mut c = ReplayCache::new(1, SKEW);
+        assert!(c.insert(K, [1; 12], 5, 5).is_ok());
+        c.forget(&K, &[1; 12]);
+        assert!(!c.contains(&K, &[1; 12], 5));
+        assert!(
+            c.insert(K, [1; 12], 5, 5).is_ok(),
+            "and the cap slot is free"
+        );
     }
 }

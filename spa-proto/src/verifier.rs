@@ -32,13 +32,16 @@ pub enum Reason {
     Address,
     /// The door does not exist or the key may not open it.
     Door,
-    /// The key's replay entries are at the cap, or storage failed.
+    /// The key's replay entries are at the cap.
     Cap,
+    /// Valid, but its records could not be made durable (a full disk, an
+    /// I/O error): nothing opened. Never a verifier verdict; spad counts it.
+    Storage,
 }
 
 impl Reason {
     /// Every reason, in protocol order.
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Reason::Length,
         Reason::Hint,
         Reason::Aead,
@@ -48,6 +51,7 @@ impl Reason {
         Reason::Address,
         Reason::Door,
         Reason::Cap,
+        Reason::Storage,
     ];
 
     /// The reason's name as in PROTOCOL.md and the test vectors.
@@ -62,6 +66,7 @@ impl Reason {
             Reason::Address => "address",
             Reason::Door => "door",
             Reason::Cap => "cap",
+            Reason::Storage => "storage",
         }
     }
 }
@@ -143,8 +148,11 @@ impl Verifier {
     }
 
     /// Replaces keys and doors (a reload). The replay cache is kept: it names keys by id.
+    /// A raised skew lengthens the live replay entries (§3 step 9).
     pub fn reload(&mut self, config: VerifierConfig, keyring: Keyring, wall_ms: u64) {
         let now = self.replay.advance(wall_ms);
+        self.replay.set_skew(config.skew_ms);
+        self.replay.set_cap(config.cap);
         self.hints = HintTable::build(&keyring, now, config.skew_ms);
         self.config = config;
         self.keyring = keyring;
@@ -158,6 +166,12 @@ impl Verifier {
     /// The replay cache (for compaction and persistence).
     pub fn replay(&self) -> &ReplayCache {
         &self.replay
+    }
+
+    /// Takes back the replay entry of a grant whose record could not be made
+    /// durable: nothing opened, so the sender may try the same packet again.
+    pub fn forget(&mut self, record: &ReplayRecord) {
+        self.replay.forget(&record.key, &record.nonce);
     }
 
     /// Brings the hint table to `wall_ms` and forgets dead replay entries; spad may
