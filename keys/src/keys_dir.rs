@@ -77,7 +77,15 @@ pub fn load_keys_dir(dir: &Path, server_id: &ServerId) -> Result<KeysDir, KeyFil
         skipped: files.skipped,
     };
     for path in files.files {
-        let entry = load_server_entry(&path)?;
+        // One broken entry is skipped and named: it must not hold back the
+        // others, nor keep a revoked key in force by failing a reload.
+        let entry = match load_server_entry(&path) {
+            Ok(entry) => entry,
+            Err(e) => {
+                out.skipped.push((path, e.to_string()));
+                continue;
+            }
+        };
         if &entry.server_id == server_id {
             out.entries.push(entry);
         } else {

@@ -15,6 +15,7 @@ pub struct Counters {
     rejected: [AtomicU64; Reason::ALL.len()],
     granted: AtomicU64,
     overload: AtomicU64,
+    door_full: AtomicU64,
     /// When the last summary was logged (ms since the epoch; 0 = never).
     last_summary_ms: AtomicU64,
 }
@@ -25,6 +26,7 @@ impl Default for Counters {
             rejected: std::array::from_fn(|_| AtomicU64::new(0)),
             granted: AtomicU64::new(0),
             overload: AtomicU64::new(0),
+            door_full: AtomicU64::new(0),
             last_summary_ms: AtomicU64::new(0),
         }
     }
@@ -54,7 +56,17 @@ impl Counters {
         self.granted.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts one event dropped because the daemon's queue was full.
+    /// Counts one refusal for `reason`, with no summary (the audit line says it).
+    pub fn count(&self, reason: Reason) {
+        self.rejected[index(reason)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one opening refused because its door was at `max_open`.
+    pub fn door_full(&self) {
+        self.door_full.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one knock dropped because the daemon's queue was full.
     pub fn overload(&self) {
         self.overload.fetch_add(1, Ordering::Relaxed);
     }
@@ -67,9 +79,10 @@ impl Counters {
     /// One line: `granted=N rejected: length=N hint=N …`.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "granted={} overload={} rejected:",
+            "granted={} overload={} door_full={} rejected:",
             self.granted.load(Ordering::Relaxed),
-            self.overload.load(Ordering::Relaxed)
+            self.overload.load(Ordering::Relaxed),
+            self.door_full.load(Ordering::Relaxed)
         );
         for r in Reason::ALL {
             s.push_str(&format!(" {}={}", r.as_str(), self.rejected(r)));

@@ -1,12 +1,18 @@
-//! spad as a library: the thin shell around spa-proto — packet capture,
-//! firewall backends, configuration, durable state and the event loop.
-//! `main.rs` only parses the command line and calls in here.
+//! spad as a library: the thin executor around spa-proto's gateway — packet
+//! capture, firewall backends, configuration, the journal and the event
+//! loop. `main.rs` only parses the command line and calls in here.
 
+pub mod audit;
 pub mod capture;
+pub mod clock;
 pub mod config;
 pub mod counters;
 pub mod daemon;
-pub mod durable;
+pub mod effects;
+pub mod executor;
 pub mod firewall;
 pub mod import_knockd;
-pub mod knocks;
+pub mod intake;
+pub mod journal;
+pub mod one_time_file;
+pub mod rules;

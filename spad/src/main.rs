@@ -94,7 +94,7 @@ fn main() -> ExitCode {
     if cli.init_state {
         let done = spad::config::Config::load(&cli.config)
             .map_err(spad::daemon::DaemonError::from)
-            .and_then(|c| Ok((spad::durable::ReplayLog::init(&c.state_dir)?, c.state_dir)));
+            .and_then(|c| Ok((spad::journal::Journal::init(&c.state_dir)?, c.state_dir)));
         return match done {
             Ok((true, dir)) => {
                 println!("created an empty replay cache in {}", dir.display());

@@ -1,0 +1,127 @@
+//! What reaches the main loop: capture threads verify SPA datagrams where
+//! they arrive (junk never leaves them) and pass on grants and knock
+//! packets; a signal thread passes on signals. Grants are never dropped (the
+//! replay cache's per-key cap bounds them, and a dropped grant would have
+//! spent its nonce); knocks are dropped, and counted, past a bound.
+
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+
+use spa_proto::knock::KnockPacket;
+use spa_proto::{Grant, Verdict, Verifier};
+use tracing::{debug, info};
+
+use crate::capture::{Capture, CaptureError, Captured, Transport};
+use crate::clock;
+use crate::counters::Counters;
+
+/// Knock packets waiting for the main loop, at most.
+pub const KNOCK_QUEUE: usize = 1024;
+
+/// What the threads tell the main loop.
+#[derive(Debug)]
+pub enum Event {
+    /// A datagram the verifier granted.
+    Grant(Box<Grant>),
+    /// A packet on a knock port.
+    Knock(KnockPacket),
+    /// A signal arrived.
+    Signal(i32),
+    /// A capture thread stopped.
+    CaptureFailed(String, CaptureError),
+}
+
+/// State the capture threads share with the main loop.
+#[derive(Debug)]
+pub struct Shared {
+    /// The verifier (its replay cache is the only thing locked per datagram).
+    pub verifier: Mutex<Verifier>,
+    /// Counters.
+    pub counters: Counters,
+    /// The SPA port (changes on reload).
+    pub spa_port: AtomicU16,
+    /// Knock events queued and not yet taken by the main loop.
+    pub knocks_queued: AtomicUsize,
+}
+
+impl Shared {
+    /// The main loop took one knock event.
+    pub fn knock_taken(&self) {
+        self.knocks_queued.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn knock_of(packet: &Captured<'_>, spa_port: u16) -> Option<KnockPacket> {
+    use spa_proto::knock::Transport as T;
+    match packet.transport {
+        Transport::Udp { dst_port, .. } if dst_port == spa_port => None,
+        Transport::Udp {
+            src_port, dst_port, ..
+        } => Some(KnockPacket {
+            src: packet.src,
+            transport: T::Udp,
+            dst_port,
+            tcp_flags: 0,
+            src_port,
+            tcp_seq: 0,
+        }),
+        Transport::Tcp {
+            src_port,
+            dst_port,
+            flags,
+            seq,
+        } => Some(KnockPacket {
+            src: packet.src,
+            transport: T::Tcp,
+            dst_port,
+            tcp_flags: flags,
+            src_port,
+            tcp_seq: seq,
+        }),
+    }
+}
+
+/// One capture thread's life: read, verify or pass on, until capture fails
+/// or the main loop is gone.
+pub fn capture_loop(mut capture: Capture, shared: Arc<Shared>, tx: Sender<Event>, name: String) {
+    loop {
+        let packet = match capture.next() {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = tx.send(Event::CaptureFailed(name, e));
+                return;
+            }
+        };
+        let spa_port = shared.spa_port.load(Ordering::Relaxed);
+        if let Some(k) = knock_of(&packet, spa_port) {
+            if shared.knocks_queued.fetch_add(1, Ordering::Relaxed) >= KNOCK_QUEUE {
+                shared.knocks_queued.fetch_sub(1, Ordering::Relaxed);
+                shared.counters.overload();
+                continue;
+            }
+            if tx.send(Event::Knock(k)).is_err() {
+                return;
+            }
+            continue;
+        }
+        let now = clock::now().wall_ms;
+        let verdict = {
+            let mut v = shared.verifier.lock().unwrap_or_else(|e| e.into_inner());
+            v.verify(packet.payload, packet.src, now)
+        };
+        match verdict {
+            Verdict::Grant(g) => {
+                if tx.send(Event::Grant(Box::new(g))).is_err() {
+                    return;
+                }
+            }
+            Verdict::Drop(reason) => {
+                debug!(src = %packet.src, reason = reason.as_str(), "datagram dropped");
+                if shared.counters.reject(reason, now) {
+                    info!("rejected datagrams so far: {}", shared.counters.summary());
+                }
+            }
+        }
+    }
+}
