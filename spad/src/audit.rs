@@ -10,10 +10,10 @@ use crate::counters::Counters;
 
 fn open_kind(kind: OpenKind) -> &'static str {
     match kind {
-        OpenKind::New => "opened",
-        OpenKind::Extended => "extended",
-        OpenKind::Restored => "re-armed",
-        OpenKind::Again => "opened again",
+        OpenKind::New => "door opened",
+        OpenKind::Extended => "door extended",
+        OpenKind::Restored => "door re-armed",
+        OpenKind::Again => "door opened again",
     }
 }
 
@@ -40,7 +40,7 @@ pub fn record(event: &Event, counters: &Counters) {
         } => {
             counters.grant();
             info!(
-                "{} door={door} src={addr} user={user} seconds={seconds}",
+                "{} door={door} addr={addr} user={user} seconds={seconds}",
                 open_kind(*kind)
             )
         }
@@ -49,7 +49,9 @@ pub fn record(event: &Event, counters: &Counters) {
             addr,
             user,
             seconds_left,
-        } => info!("already open door={door} src={addr} user={user} seconds_left={seconds_left}"),
+        } => info!(
+            "door already open door={door} addr={addr} user={user} seconds_left={seconds_left}"
+        ),
         Event::Refused {
             door,
             addr,
@@ -68,7 +70,7 @@ pub fn record(event: &Event, counters: &Counters) {
             )
         }
         Event::Closed { door, addr, why } => {
-            info!("closed door={door} src={addr} ({})", why.as_str())
+            info!("door closed door={door} addr={addr} ({})", why.as_str())
         }
         Event::CloseFailed {
             door,
@@ -76,16 +78,16 @@ pub fn record(event: &Event, counters: &Counters) {
             error,
             retry_in_ms,
         } => error!(
-            "could not close door={door} src={addr}: {error}; trying again in {} ms",
+            "could not close door={door} addr={addr}: {error}; trying again in {} ms",
             retry_in_ms
         ),
         Event::Knock { door, addr, note } => match note {
             KnockNote::Stage { stage, of } => {
-                info!("knock door={door} src={addr} stage {stage} of {of}")
+                info!("knock door={door} addr={addr} stage {stage} of {of}")
             }
-            KnockNote::Reset => info!("knock door={door} src={addr} wrong port: starts over"),
-            KnockNote::TimedOut => info!("knock door={door} src={addr} timed out"),
-            KnockNote::Complete => info!("knock door={door} src={addr} sequence complete"),
+            KnockNote::Reset => info!("knock door={door} addr={addr} wrong port: starts over"),
+            KnockNote::TimedOut => info!("knock door={door} addr={addr} timed out"),
+            KnockNote::Complete => info!("knock door={door} addr={addr} sequence complete"),
         },
         Event::Suppressed { count } => {
             info!("{count} knock events and refusals not logged in the last minute (rate limit)")

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use crate::journal::Record;
+use crate::knock::KnockStep;
 use crate::names::DoorName;
 use crate::replay::ReplayRecord;
 
@@ -252,8 +253,8 @@ pub enum Action {
     MarkOneTimeFile {
         /// The door.
         door: DoorName,
-        /// The sequence's text, as in the file.
-        sequence: String,
+        /// The sequence used.
+        steps: Vec<KnockStep>,
     },
     /// Capture exactly these knock ports (TCP, UDP), besides the SPA port.
     SetCapturePorts {

@@ -37,8 +37,11 @@ use knock_log::KnockLog;
 /// Journal records appended after which the journal is compacted.
 pub const COMPACT_AFTER: usize = 4096;
 
-/// A failed close is tried again after this long, ms.
+/// A failed close is tried again after this long, ms, doubling each time.
 pub const CLOSE_RETRY_MS: u64 = 1000;
+
+/// The longest wait between two tries of a failed close, ms.
+pub const CLOSE_RETRY_MAX_MS: u64 = 300_000;
 
 /// Default per-minute budget of knock progress events in the log.
 pub const KNOCK_EVENTS_PER_MINUTE: u32 = 120;
@@ -78,7 +81,7 @@ struct Batch {
     records: Vec<Record>,
     opens: Vec<Planned>,
     forgets: Vec<ReplayRecord>,
-    one_time_marks: Vec<(DoorName, String)>,
+    one_time_marks: Vec<(DoorName, Vec<KnockStep>)>,
 }
 
 impl Batch {
@@ -125,34 +128,10 @@ pub struct Gateway {
     next_id: u64,
     inflight: HashMap<EffectId, Pending>,
     batch: Batch,
-    retry_closes: BTreeSet<(u64, DoorName, IpAddr, CloseWhyKey)>,
+    /// Failed closes to try again: when, how many tries so far, why.
+    retry_closes: BTreeMap<(DoorName, IpAddr), (u64, u32, CloseWhy)>,
     knock_log: KnockLog,
     appended: usize,
-}
-
-/// `CloseWhy` as an ordered key for the retry set.
-type CloseWhyKey = u8;
-
-fn why_key(why: CloseWhy) -> CloseWhyKey {
-    match why {
-        CloseWhy::TimeUp => 0,
-        CloseWhy::Overdue => 1,
-        CloseWhy::Removed => 2,
-        CloseWhy::Operator => 3,
-        CloseWhy::Stopping => 4,
-        CloseWhy::OpenFailed => 5,
-    }
-}
-
-fn why_of(key: CloseWhyKey) -> CloseWhy {
-    match key {
-        0 => CloseWhy::TimeUp,
-        1 => CloseWhy::Overdue,
-        2 => CloseWhy::Removed,
-        3 => CloseWhy::Operator,
-        4 => CloseWhy::Stopping,
-        _ => CloseWhy::OpenFailed,
-    }
 }
 
 /// A one-time sequence as its journal record and the file name it.
@@ -298,7 +277,7 @@ impl Gateway {
             next_id: 0,
             inflight: HashMap::new(),
             batch: Batch::default(),
-            retry_closes: BTreeSet::new(),
+            retry_closes: BTreeMap::new(),
             knock_log: KnockLog::new(per_minute, now.mono_ms),
             appended: 0,
         };
@@ -377,7 +356,16 @@ impl Gateway {
                 continue;
             };
             if until_wall_ms <= now.wall_ms {
-                self.start_close(door, addr, CloseWhy::Overdue);
+                if rules.closing == Closing::Kernel {
+                    // The kernel's timeout closed it while spad was away.
+                    self.audit(Event::Closed {
+                        door,
+                        addr,
+                        why: CloseWhy::Overdue,
+                    });
+                } else {
+                    self.start_close(door, addr, CloseWhy::Overdue);
+                }
                 continue;
             }
             let left_ms = (until_wall_ms - now.wall_ms).min(u64::from(rules.max_secs) * 1000);
@@ -414,6 +402,9 @@ impl Gateway {
     }
 
     fn start_open(&mut self, planned: Planned, previous: Option<(u64, DoorInfo)>, kind: OpenKind) {
+        // A close still being retried must not take down the new opening.
+        self.retry_closes
+            .remove(&(planned.door.clone(), planned.addr));
         let id = self.id();
         self.actions.push_back(Action::Open {
             id,
@@ -575,9 +566,9 @@ impl Gateway {
                     self.one_time_used.insert((door.clone(), sequence.clone()));
                     self.batch.records.push(Record::OneTimeUsed {
                         door: door.clone(),
-                        sequence: sequence.clone(),
+                        sequence,
                     });
-                    self.batch.one_time_marks.push((door, sequence));
+                    self.batch.one_time_marks.push((door, steps));
                 }
                 KnockOutcome::OneTimeExhausted { door } => {
                     self.audit(Event::OneTimeExhausted { door })
@@ -628,12 +619,14 @@ impl Gateway {
             self.info.remove(&(d.door.clone(), d.addr));
             self.start_close(d.door, d.addr, CloseWhy::TimeUp);
         }
-        while let Some(first) = self.retry_closes.first().cloned() {
-            if first.0 > self.now.mono_ms {
-                break;
-            }
-            self.retry_closes.pop_first();
-            self.start_close(first.1, first.2, why_of(first.3));
+        let due: Vec<(DoorName, IpAddr, CloseWhy)> = self
+            .retry_closes
+            .iter()
+            .filter(|(_, (at, _, _))| *at <= self.now.mono_ms)
+            .map(|((d, a), (_, _, why))| (d.clone(), *a, *why))
+            .collect();
+        for (door, addr, why) in due {
+            self.start_close(door, addr, why);
         }
         if self
             .knocker
@@ -657,7 +650,7 @@ impl Gateway {
         });
         [
             self.doors.poll_timeout(),
-            self.retry_closes.first().map(|r| r.0),
+            self.retry_closes.values().map(|r| r.0).min(),
             knock,
             self.knock_log.deadline(),
         ]
@@ -694,6 +687,7 @@ impl Gateway {
                 kind,
             }),
             Some(Pending::Close { door, addr, why }) => {
+                self.retry_closes.remove(&(door.clone(), addr));
                 self.audit(Event::Closed { door, addr, why })
             }
             Some(Pending::PersistBestEffort) | None => {}
@@ -751,14 +745,18 @@ impl Gateway {
                 });
             }
             Some(Pending::Close { door, addr, why }) => {
-                let retry_at = self.now.mono_ms.saturating_add(CLOSE_RETRY_MS);
+                let key = (door.clone(), addr);
+                let tries = self.retry_closes.get(&key).map_or(0, |r| r.1);
+                let wait = CLOSE_RETRY_MS
+                    .saturating_mul(1 << tries.min(16))
+                    .min(CLOSE_RETRY_MAX_MS);
                 self.retry_closes
-                    .insert((retry_at, door.clone(), addr, why_key(why)));
+                    .insert(key, (self.now.mono_ms.saturating_add(wait), tries + 1, why));
                 self.audit(Event::CloseFailed {
                     door,
                     addr,
                     error,
-                    retry_in_ms: CLOSE_RETRY_MS,
+                    retry_in_ms: wait,
                 });
             }
             None => {}
@@ -767,9 +765,9 @@ impl Gateway {
 
     /// The batch's records are durable: open its doors.
     fn persisted(&mut self, batch: Batch) {
-        for (door, sequence) in batch.one_time_marks {
+        for (door, steps) in batch.one_time_marks {
             self.actions
-                .push_back(Action::MarkOneTimeFile { door, sequence });
+                .push_back(Action::MarkOneTimeFile { door, steps });
         }
         for p in batch.opens {
             let Some(rules) = self.config.door(&p.door).cloned() else {

@@ -335,10 +335,17 @@ fn a_failed_close_is_tried_again_until_it_works() {
     gw.handle_timeout(at(30_000));
     fx.run(&mut gw, at(30_000));
     assert_eq!(gw.poll_timeout(), Some(at(30_000 + CLOSE_RETRY_MS).mono_ms));
-    fx.fail_close = false;
     gw.handle_timeout(at(31_000));
     fx.run(&mut gw, at(31_000));
-    assert_eq!(fx.closes().len(), 2);
+    assert_eq!(
+        gw.poll_timeout(),
+        Some(at(31_000 + 2 * CLOSE_RETRY_MS).mono_ms),
+        "the wait doubles"
+    );
+    fx.fail_close = false;
+    gw.handle_timeout(at(33_000));
+    fx.run(&mut gw, at(33_000));
+    assert_eq!(fx.closes().len(), 3);
     assert!(fx.events().iter().any(|e| matches!(
         e,
         Event::Closed {
@@ -386,6 +393,13 @@ fn restart_adopts_command_doors_reopens_others_and_closes_overdue() {
     let mut closes = fx.closes();
     closes.sort();
     assert_eq!(closes, vec![(name("gone"), B), (name("old"), B)]);
+    assert!(fx.events().iter().any(|e| matches!(
+        e,
+        Event::Closed {
+            why: CloseWhy::Overdue,
+            ..
+        }
+    )));
     assert_eq!(gw.open_doors().len(), 2);
 }
 
@@ -773,4 +787,27 @@ fn capture_ports_are_announced_once_and_come_from_the_knock_machine() {
         })
         .collect();
     assert_eq!(sets, vec![(vec![7000, 8000], vec![])]);
+}
+
+#[test]
+fn a_close_being_retried_never_takes_down_a_new_opening() {
+    let keys = keyring(vec![]);
+    let mut gw = gateway(
+        vec![spa_door("ssh", Closing::Command { every_time: false })],
+        &keys,
+    );
+    let mut fx = Fake::default();
+    gw.handle_grant(grant("ssh", A, 2, 1), at(0));
+    fx.run(&mut gw, at(0));
+    fx.fail_close = true;
+    gw.handle_timeout(at(2_000));
+    fx.run(&mut gw, at(2_000));
+    fx.fail_close = false;
+    // Granted again before the retry is due.
+    gw.handle_grant(grant("ssh", A, 30, 2), at(2_500));
+    fx.run(&mut gw, at(2_500));
+    gw.handle_timeout(at(3_100));
+    fx.run(&mut gw, at(3_100));
+    assert_eq!(fx.closes().len(), 1, "no retry after the new opening");
+    assert_eq!(gw.open_doors().len(), 1);
 }
