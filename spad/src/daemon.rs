@@ -28,6 +28,7 @@ use crate::intake::{capture_loop, Event, Shared};
 use crate::journal::{Journal, JournalStart, StateError};
 use crate::one_time_file::mark_one_time_used;
 use crate::rules::{gateway_config, verifier_config};
+use crate::trust::check_config_file;
 
 /// Why spad could not start or keep running.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,9 @@ pub enum DaemonError {
     /// Capture could not start.
     #[error("capture: {0}")]
     Capture(#[from] CaptureError),
+    /// A file spad must trust is writable by others.
+    #[error("{0}")]
+    Untrusted(#[from] crate::trust::UntrustedFile),
     /// A thread could not be started or signals could not be registered.
     #[error("{0}")]
     Runtime(String),
@@ -197,6 +201,7 @@ pub struct Daemon {
 impl Daemon {
     /// Loads everything, sets up the firewall, restores state and starts capturing.
     pub fn start(config_path: &Path) -> Result<Daemon, DaemonError> {
+        check_config_file(config_path)?;
         let config = Config::load(config_path)?;
         let keyring = load_keyring(&config)?;
         let now = clock::now();
@@ -383,6 +388,7 @@ impl Daemon {
     }
 
     fn try_reload(&mut self, now: Now) -> Result<(), DaemonError> {
+        check_config_file(&self.config.path)?;
         let mut config = Config::load(&self.config.path)?;
         for (changed, name) in [
             (config.server_id != self.config.server_id, "server_id"),
@@ -418,6 +424,7 @@ impl Daemon {
 
 /// `spad --check`: the config and its keys, or the first error.
 pub fn check(config_path: &Path) -> Result<String, DaemonError> {
+    check_config_file(config_path)?;
     let config = Config::load(config_path)?;
     let dir = spa_keys::load_keys_dir(&config.keys_dir, &config.server_id)?;
     let mut lines = vec![format!(

@@ -16,3 +16,4 @@ pub mod intake;
 pub mod journal;
 pub mod one_time_file;
 pub mod rules;
+pub mod trust;
