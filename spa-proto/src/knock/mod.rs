@@ -9,6 +9,7 @@
 //! opens a socket or touches a file.
 
 mod attempts;
+mod destination;
 mod doors;
 mod error;
 mod knocker;
