@@ -620,6 +620,7 @@ fn capture_loop(mut capture: Capture, shared: Arc<Shared>, tx: SyncSender<Event>
                 src_port, dst_port, ..
             } => Some(KnockPacket {
                 src: packet.src,
+                dst: packet.dst,
                 transport: spa_proto::knock::Transport::Udp,
                 dst_port,
                 tcp_flags: 0,
@@ -633,6 +634,7 @@ fn capture_loop(mut capture: Capture, shared: Arc<Shared>, tx: SyncSender<Event>
                 seq,
             } => Some(KnockPacket {
                 src: packet.src,
+                dst: packet.dst,
                 transport: spa_proto::knock::Transport::Tcp,
                 dst_port,
                 tcp_flags: flags,

@@ -3,6 +3,7 @@
 //! `main.rs` only parses the command line and calls in here.
 
 pub mod capture;
+pub mod check;
 pub mod config;
 pub mod counters;
 pub mod daemon;
@@ -10,3 +11,4 @@ pub mod durable;
 pub mod firewall;
 pub mod import_knockd;
 pub mod knocks;
+pub mod local_addrs;
