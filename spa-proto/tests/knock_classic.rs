@@ -223,6 +223,21 @@ fn a_new_knock_on_the_first_port_while_the_second_is_expected_invalidates_the_at
 }
 
 #[test]
+fn a_knock_that_moves_an_attempt_starts_no_other_sequence() {
+    // Debian's default knockd.conf: openSSH 7000,8000,9000 and closeSSH
+    // 9000,8000,7000. The 9000 that opens must not also start closeSSH, or
+    // the next 9000 (a repeated first knock) would end it.
+    let doors = vec![ssh_door(), door("close", "9000,8000,7000", 10_000, None)];
+    let mut k = Knocker::new(doors, vec![], T0);
+    let mut c = Client::new("192.0.2.10");
+    let out = feed(&mut k, T0, &[c.syn(7000), c.syn(8000), c.syn(9000)]);
+    assert_eq!(opened(&out), vec![("ssh".into(), c.addr)]);
+    assert_eq!(k.attempts(), 0);
+    let out = feed(&mut k, T0 + 5000, &[c.syn(9000), c.syn(8000), c.syn(7000)]);
+    assert_eq!(opened(&out), vec![("close".into(), c.addr)]);
+}
+
+#[test]
 fn a_retransmitted_first_knock_while_the_second_is_expected_is_ignored() {
     let mut k = Knocker::new(vec![ssh_door()], vec![], T0);
     let mut c = Client::new("192.0.2.10");

@@ -101,9 +101,12 @@ impl Knocker {
     ///
     /// knockd's rules: the expected next knock advances an attempt; any other
     /// knock (a packet to a port of some sequence, sent to the door's
-    /// destination, passing its flags rule) ends it, and that knock does not
-    /// start the door's sequence again — a new connection on the first port
-    /// while the second is expected invalidates the attempt. A retransmitted
+    /// destination, passing its flags rule) ends it. A knock that advanced,
+    /// completed or ended an attempt of its source starts no new attempt:
+    /// sequences start only from a source with none in progress. So a new
+    /// connection on the first port while the second is expected
+    /// invalidates the attempt, and the last knock of "7000,8000,9000" does
+    /// not also start a door whose sequence begins with 9000. A retransmitted
     /// TCP segment (same addresses, ports, sequence number and flags) is not a
     /// second knock: it neither advances nor ends anything.
     pub fn on_packet(&mut self, pkt: &KnockPacket, now_ms: u64) -> Vec<KnockOutcome> {
@@ -130,8 +133,8 @@ impl Knocker {
         }
 
         let mut events: BTreeMap<DoorRef, DoorEvent> = BTreeMap::new();
-        // Tracks this knock advanced or invalidated: it starts neither anew.
-        let mut handled: HashSet<TrackKey> = HashSet::new();
+        // Whether this knock advanced, completed or ended an attempt of `addr`.
+        let mut touched = false;
         let mut completed: Vec<TrackKey> = Vec::new();
 
         // Attempts in progress: advance on the expected knock, drop otherwise.
@@ -149,7 +152,7 @@ impl Knocker {
             if !track.counts(pkt, &self.local) {
                 continue;
             }
-            handled.insert(key);
+            touched = true;
             let event = events.entry(key.door()).or_default();
             if track.steps.get(stage) == Some(&knock) {
                 let of = track.steps.len();
@@ -166,10 +169,10 @@ impl Knocker {
             }
         }
 
-        // Sequences this knock starts (never one it just advanced or ended).
+        // Sequences this knock starts: only from a source with none in progress.
         let mut starts = Vec::new();
-        for track in self.tracks.starting_with(knock) {
-            if handled.contains(&track.key) || !track.counts(pkt, &self.local) {
+        for track in self.tracks.starting_with(knock).filter(|_| !touched) {
+            if !track.counts(pkt, &self.local) {
                 continue;
             }
             if track.steps.len() == 1 {
