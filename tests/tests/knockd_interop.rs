@@ -596,6 +596,24 @@ fn tcp_flag_doors_follow_knockds_rule() -> TestResult {
     log.wait_for(&format!("fin {CLIENT}"))
 }
 
+/// (g2) A `syn` door alone (no other door needing every TCP packet): the
+/// kernel filter must still pass its SYN+ACK knocks.
+#[test]
+#[ignore = "needs daemon wiring: filter_spec must use Config::knock_tcp_any_flags()"]
+fn a_syn_door_alone_accepts_syn_ack_knocks() -> TestResult {
+    const SYN_ACK: u8 = 0x12;
+    let net = Net::new()?;
+    let log = CommandLog::new(&net);
+    let path = log.path();
+    let conf = format!(
+        "[options]\n\tInterface = eth0\n\
+         [syn]\n\tsequence = 7100,7200\n\ttcpflags = syn\n\tcommand = echo syn %IP% >> {path}\n"
+    );
+    let _spad = net.run_imported(&conf, true)?;
+    net.raw_tcp(SERVER, SYN_ACK, 42_000, &[7100, 7200])?;
+    log.wait_for(&format!("syn {CLIENT}"))
+}
+
 /// (h) A door with knockd's `Target` counts only knocks sent to the target
 /// address (here one the server does not own: it sees them pass by), not
 /// knocks sent to the server itself.
