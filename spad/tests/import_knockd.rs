@@ -475,6 +475,8 @@ fn spads_own_config_parser_accepts_every_import() -> TestResult {
             .map_err(|e| format!("{name}: spad refuses the import: {e}\n{toml}"))?;
         assert_eq!(config.server_id.as_str(), "knockd-import");
         assert_eq!(config.doors.len(), 3, "{name}");
+        // Knock doors only: spad starts without a keys directory.
+        assert!(!config.needs_keys(), "{name}");
         for door in &config.doors {
             assert!(
                 matches!(door.kind, DoorKind::Classic { .. }),
@@ -490,6 +492,24 @@ fn spads_own_config_parser_accepts_every_import() -> TestResult {
                 return Err("no command door openssh-2".into());
             };
             // The shell wrapper survives spad's own word splitting.
+            // Target and the IPv6 commands reach spad's own config.
+            let ssh = config.doors.iter().find(|d| d.name.as_str() == "openssh");
+            let Some(DoorKind::Classic { door, .. }) = ssh.map(|d| &d.kind) else {
+                return Err("no classic door openssh".into());
+            };
+            assert_eq!(door.target, ["192.0.2.10".parse::<std::net::IpAddr>()?]);
+            let Some(BackendKind::Command(ssh_commands)) = ssh.map(|d| &d.spec.backend) else {
+                return Err("no command door openssh".into());
+            };
+            assert_eq!(
+                ssh_commands
+                    .open6
+                    .as_ref()
+                    .and_then(|a| a.first())
+                    .map(String::as_str),
+                Some("/usr/sbin/ip6tables")
+            );
+            assert!(ssh_commands.close6.is_some());
             assert_eq!(templates.open.len(), 3, "{:?}", templates.open);
             assert_eq!(templates.open[..2], ["/bin/sh", "-c"]);
             assert_eq!(
