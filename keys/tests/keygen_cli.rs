@@ -444,10 +444,16 @@ fn loose_permissions_are_refused_with_the_chmod_to_run() {
     fs::set_permissions(&entry, fs::Permissions::from_mode(0o640)).expect("chmod");
     // The loose entry is skipped and named (with the fix); it holds back no other entry.
     let dir = load_keys_dir(&site.gw1, &id("gw1.example.net")).expect("the directory loads");
-    assert!(dir.entries.iter().all(|e| e.user != "alice"), "0640 entry refused");
+    assert!(
+        dir.entries.iter().all(|e| e.user != "alice"),
+        "0640 entry refused"
+    );
     let (path, why) = dir.skipped.first().expect("named as skipped");
     assert_eq!(path, &entry);
-    assert!(why.contains(&format!("chmod 600 {}", entry.display())), "{why}");
+    assert!(
+        why.contains(&format!("chmod 600 {}", entry.display())),
+        "{why}"
+    );
 }
 
 #[test]

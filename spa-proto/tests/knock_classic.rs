@@ -14,6 +14,10 @@ use spa_proto::DoorName;
 
 const T0: u64 = 1_764_000_000_000;
 
+/// The address knocks are sent to (the knocker is not told the host's
+/// addresses unless a test is about destinations).
+const HOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
 fn name(s: &str) -> DoorName {
     s.parse().expect("valid door name")
 }
@@ -29,6 +33,7 @@ fn door(door: &str, seq: &str, timeout_ms: u64, tcpflags: Option<&str>) -> Class
         seq_timeout_ms: timeout_ms,
         tcpflags: tcpflags.map(|f| f.parse().expect("valid tcpflags")),
         one_time: None,
+        target: vec![],
     };
     d.validate().expect("valid door");
     d
@@ -53,6 +58,7 @@ impl Client {
         self.next_port += 1;
         KnockPacket {
             src: self.addr,
+            dst: HOST,
             transport: Transport::Tcp,
             dst_port: port,
             tcp_flags: flags,
@@ -68,6 +74,7 @@ impl Client {
     fn udp(&mut self, port: u16) -> KnockPacket {
         KnockPacket {
             src: self.addr,
+            dst: HOST,
             transport: Transport::Udp,
             dst_port: port,
             tcp_flags: 0,
@@ -192,11 +199,122 @@ fn another_sequences_port_in_between_resets() {
     );
     let out = feed(&mut k, T0 + 2000, &[c.syn(8000), c.syn(9000)]);
     assert_eq!(opened(&out), vec![]);
-    // The first port again restarts the attempt instead.
+}
+
+#[test]
+fn a_new_knock_on_the_first_port_while_the_second_is_expected_invalidates_the_attempt() {
+    let mut k = Knocker::new(vec![ssh_door()], vec![], T0);
+    let mut c = Client::new("192.0.2.10");
+    // knockd: the second connection to 7000 ends the attempt and starts none.
     let out = feed(
         &mut k,
-        T0 + 20_000,
+        T0,
         &[c.syn(7000), c.syn(7000), c.syn(8000), c.syn(9000)],
+    );
+    assert_eq!(opened(&out), vec![]);
+    assert!(out.contains(&KnockOutcome::Reset {
+        door: name("ssh"),
+        addr: c.addr
+    }));
+    assert_eq!(k.attempts(), 0);
+    // Knocking the whole sequence again then opens.
+    let out = feed(&mut k, T0 + 5000, &[c.syn(7000), c.syn(8000), c.syn(9000)]);
+    assert_eq!(opened(&out), vec![("ssh".into(), c.addr)]);
+}
+
+#[test]
+fn a_knock_that_moves_an_attempt_starts_no_other_sequence() {
+    // Debian's default knockd.conf: openSSH 7000,8000,9000 and closeSSH
+    // 9000,8000,7000. The 9000 that opens must not also start closeSSH, or
+    // the next 9000 (a repeated first knock) would end it.
+    let doors = vec![ssh_door(), door("close", "9000,8000,7000", 10_000, None)];
+    let mut k = Knocker::new(doors, vec![], T0);
+    let mut c = Client::new("192.0.2.10");
+    let out = feed(&mut k, T0, &[c.syn(7000), c.syn(8000), c.syn(9000)]);
+    assert_eq!(opened(&out), vec![("ssh".into(), c.addr)]);
+    assert_eq!(k.attempts(), 0);
+    let out = feed(&mut k, T0 + 5000, &[c.syn(9000), c.syn(8000), c.syn(7000)]);
+    assert_eq!(opened(&out), vec![("close".into(), c.addr)]);
+}
+
+#[test]
+fn a_retransmitted_first_knock_while_the_second_is_expected_is_ignored() {
+    let mut k = Knocker::new(vec![ssh_door()], vec![], T0);
+    let mut c = Client::new("192.0.2.10");
+    let first = c.syn(7000);
+    let out = feed(&mut k, T0, &[first, first, c.syn(8000), c.syn(9000)]);
+    assert_eq!(opened(&out), vec![("ssh".into(), c.addr)]);
+}
+
+#[test]
+fn a_sequence_that_repeats_a_port_still_opens() {
+    let mut k = Knocker::new(
+        vec![door("rep", "7000,7000,8000", 10_000, None)],
+        vec![],
+        T0,
+    );
+    let mut c = Client::new("192.0.2.10");
+    let out = feed(&mut k, T0, &[c.syn(7000), c.syn(7000), c.syn(8000)]);
+    assert_eq!(opened(&out), vec![("rep".into(), c.addr)]);
+}
+
+#[test]
+fn knocks_sent_to_an_address_not_this_hosts_are_ignored_unless_the_target_names_it() {
+    let mut routed = door("routed", "1111,2222", 10_000, None);
+    routed.target = vec![ip("10.9.9.9")];
+    let mut k = Knocker::new(vec![ssh_door(), routed], vec![], T0);
+    k.set_local_addresses([HOST, ip("2001:db8::1")]);
+    assert_eq!(k.local_addresses(), Some(2));
+    let mut c = Client::new("192.0.2.10");
+    let to = |mut p: KnockPacket, dst: &str| {
+        p.dst = ip(dst);
+        p
+    };
+    // Passing through (a router or bridge spad can see): not a knock at all.
+    let out = feed(
+        &mut k,
+        T0,
+        &[
+            to(c.syn(7000), "10.1.1.1"),
+            to(c.syn(8000), "10.1.1.1"),
+            to(c.syn(9000), "10.1.1.1"),
+        ],
+    );
+    assert_eq!(out, vec![]);
+    assert_eq!(k.attempts(), 0);
+    // Sent to this host (IPv4-mapped counts as IPv4): opens.
+    let out = feed(
+        &mut k,
+        T0 + 5000,
+        &[
+            c.syn(7000),
+            to(c.syn(8000), "::ffff:192.0.2.1"),
+            c.syn(9000),
+        ],
+    );
+    assert_eq!(opened(&out), vec![("ssh".into(), c.addr)]);
+    // The target door: only knocks to its target count, not to this host.
+    let out = feed(&mut k, T0 + 10_000, &[c.syn(1111), c.syn(2222)]);
+    assert_eq!(opened(&out), vec![]);
+    let out = feed(
+        &mut k,
+        T0 + 15_000,
+        &[to(c.syn(1111), "10.9.9.9"), to(c.syn(2222), "10.9.9.9")],
+    );
+    assert_eq!(opened(&out), vec![("routed".into(), c.addr)]);
+}
+
+#[test]
+fn a_knock_to_another_host_does_not_break_an_attempt() {
+    let mut k = Knocker::new(vec![ssh_door()], vec![], T0);
+    k.set_local_addresses([HOST]);
+    let mut c = Client::new("192.0.2.10");
+    let mut elsewhere = c.syn(8000);
+    elsewhere.dst = ip("10.1.1.1");
+    let out = feed(
+        &mut k,
+        T0,
+        &[c.syn(7000), elsewhere, c.syn(8000), c.syn(9000)],
     );
     assert_eq!(opened(&out), vec![("ssh".into(), c.addr)]);
 }
@@ -470,6 +588,7 @@ fn one_time_sequences_are_used_in_order_then_the_door_is_disabled() {
         seq_timeout_ms: 15_000,
         tcpflags: Some(TcpFlagsRule::SYN_NOT_ACK),
         one_time: Some(list.clone()),
+        target: vec![],
     };
     d.validate().expect("valid door");
     let mut k = Knocker::new(vec![d], vec![], T0);
@@ -559,6 +678,7 @@ fn memory_is_bounded_and_the_oldest_attempts_go_first() {
         let src = IpAddr::from([10, 0, (i >> 8) as u8, i as u8]);
         let pkt = KnockPacket {
             src,
+            dst: HOST,
             transport: Transport::Tcp,
             dst_port: 7000,
             tcp_flags: TCP_SYN,
@@ -573,6 +693,7 @@ fn memory_is_bounded_and_the_oldest_attempts_go_first() {
     // The newest attempts survive and can finish; the oldest were dropped.
     let newest = |port| KnockPacket {
         src: IpAddr::from([10, 0, 3, 231]),
+        dst: HOST,
         transport: Transport::Tcp,
         dst_port: port,
         tcp_flags: TCP_SYN,
@@ -581,6 +702,7 @@ fn memory_is_bounded_and_the_oldest_attempts_go_first() {
     };
     let oldest = |port| KnockPacket {
         src: IpAddr::from([10, 0, 0, 0]),
+        dst: HOST,
         ..newest(port)
     };
     let out = feed(

@@ -14,6 +14,7 @@ use spa_proto::knock::{
 use spa_proto::{KeyId, SecretBytes};
 
 const T0: u64 = 1_764_000_000_000;
+const HOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
 const CAP: usize = 64;
 
 fn doors() -> (Vec<ClassicDoor>, Vec<RotatingDoor>) {
@@ -28,6 +29,7 @@ fn doors() -> (Vec<ClassicDoor>, Vec<RotatingDoor>) {
                     .map(|s| parse_sequence(s).expect("sequence"))
                     .collect()
             }),
+            target: vec![],
         };
     let classic = vec![
         classic("a", "7000,7001,7002", None, None),
@@ -91,6 +93,7 @@ fn packet(e: &Event) -> KnockPacket {
     };
     KnockPacket {
         src,
+        dst: HOST,
         transport: if e.udp {
             Transport::Udp
         } else {
@@ -136,6 +139,7 @@ proptest! {
         let client: IpAddr = "192.0.2.77".parse().expect("address");
         let mut knocks = [7000u16, 7001, 7002].into_iter().enumerate().map(|(i, port)| KnockPacket {
             src: client,
+            dst: HOST,
             transport: Transport::Tcp,
             dst_port: port,
             tcp_flags: TCP_SYN,

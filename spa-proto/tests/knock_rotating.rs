@@ -13,6 +13,7 @@ use spa_proto::knock::{
 use spa_proto::{DoorName, KeyId, SecretBytes, ServerId, UserSecret};
 
 const STEP: u64 = 58_800_000;
+const HOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
 /// 10 s into step STEP.
 const NOW: u64 = STEP * 30_000 + 10_000;
 
@@ -74,6 +75,7 @@ fn knock(
     for (i, &port) in ports.iter().enumerate() {
         let pkt = KnockPacket {
             src,
+            dst: HOST,
             transport,
             dst_port: port,
             tcp_flags: flags,

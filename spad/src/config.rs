@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -101,6 +102,9 @@ fn default_cmd_timeout() -> u64 {
     10
 }
 
+/// How many addresses a classic door may hold open at once by default.
+pub const DEFAULT_MAX_OPEN: usize = 1000;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -139,6 +143,10 @@ struct RawDoor {
     backend: Option<BackendName>,
     open_command: Option<Spanned<String>>,
     close_command: Option<Spanned<String>>,
+    /// knockd's start_command_6: run instead of `open_command` for IPv6.
+    open_command_6: Option<Spanned<String>>,
+    /// knockd's stop_command_6: run instead of `close_command` for IPv6.
+    close_command_6: Option<Spanned<String>>,
     #[serde(default = "default_cmd_timeout")]
     command_timeout_secs: u64,
     /// knockd-style sequence: `["7000", "8000:tcp", "9000:udp"]`.
@@ -151,6 +159,10 @@ struct RawDoor {
     tcpflags: Option<Spanned<String>>,
     /// A per-user rotating sequence (PROTOCOL §4).
     rotating: Option<Spanned<RawRotating>>,
+    /// knockd's Target: knocks count only when sent to these addresses.
+    target: Option<Vec<Spanned<String>>>,
+    /// Classic doors: at most this many addresses open at once.
+    max_open: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,10 +193,14 @@ pub enum DoorKind {
     /// By a knockd-style port sequence; `one_time_file` is where used one-time
     /// sequences are marked.
     Classic {
-        /// The sequence(s) and their rules.
+        /// The sequence(s) and their rules (and `target`, knockd's Target).
         door: ClassicDoor,
         /// knockd's One_Time_Sequences file, if used.
         one_time_file: Option<PathBuf>,
+        /// At most this many addresses hold the door open at once
+        /// (`max_open`, default [`DEFAULT_MAX_OPEN`]); a completed sequence
+        /// beyond that is refused, it does not push an open address out.
+        max_open: usize,
     },
     /// By each allowed user's rotating sequence (PROTOCOL §4).
     Rotating {
@@ -197,7 +213,7 @@ pub enum DoorKind {
     },
 }
 
-/// One SPA door, checked.
+/// One door, checked.
 #[derive(Debug, Clone)]
 pub struct Door {
     /// Its name.
@@ -210,6 +226,29 @@ pub struct Door {
     pub kind: DoorKind,
 }
 
+impl Door {
+    /// A plain knockd `command` door: a classic sequence whose command
+    /// backend has no close command (nor an IPv6 one). knockd runs such a
+    /// command on every completed sequence, however soon after the last, so
+    /// the gateway must run it every time rather than fold completions
+    /// into "already open" / "extended".
+    pub fn runs_command_every_time(&self) -> bool {
+        matches!(self.kind, DoorKind::Classic { .. })
+            && matches!(
+                &self.spec.backend,
+                BackendKind::Command(t) if t.close.is_none() && t.close6.is_none()
+            )
+    }
+
+    /// The cap on addresses open at once (`max_open`), for classic doors.
+    pub fn max_open(&self) -> Option<usize> {
+        match self.kind {
+            DoorKind::Classic { max_open, .. } => Some(max_open),
+            _ => None,
+        }
+    }
+}
+
 /// A checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -217,7 +256,8 @@ pub struct Config {
     pub path: PathBuf,
     /// This gateway's id (PROTOCOL §1).
     pub server_id: ServerId,
-    /// Where spa-keygen writes server entries.
+    /// Where spa-keygen writes server entries. Only read when a door needs
+    /// keys ([`Config::needs_keys`]).
     pub keys_dir: PathBuf,
     /// Where the replay log and open-door state live.
     pub state_dir: PathBuf,
@@ -318,6 +358,35 @@ impl Config {
             stealth: raw.stealth,
             nft_table: raw.nft_table,
             doors,
+        })
+    }
+
+    /// Whether any door is opened by a key (an SPA or a rotating door): only
+    /// then must `keys_dir` exist. A config of classic knockd doors runs
+    /// without one, as knockd did.
+    pub fn needs_keys(&self) -> bool {
+        self.doors
+            .iter()
+            .any(|d| matches!(d.kind, DoorKind::Spa | DoorKind::Rotating { .. }))
+    }
+
+    /// Whether the capture filter must pass TCP packets to knock ports
+    /// whatever their flags: true when a classic door's `tcpflags` rule
+    /// accepts a packet that is not a SYN without ACK (knockd's `syn`
+    /// accepts a SYN+ACK, `fin` a FIN, …). Doors without `tcpflags` and
+    /// rotating doors are served by the SYN-only filter.
+    pub fn knock_tcp_any_flags(&self) -> bool {
+        self.doors.iter().any(|d| match &d.kind {
+            DoorKind::Classic { door, .. } => {
+                door.steps
+                    .iter()
+                    .chain(door.one_time.iter().flatten().flatten())
+                    .any(|s| s.transport == Transport::Tcp)
+                    && door
+                        .tcpflags
+                        .is_some_and(|rule| !rule.accepts_only_syn_without_ack())
+            }
+            _ => false,
         })
     }
 
@@ -441,6 +510,15 @@ fn check_door(
                 timeout,
             )
             .map_err(|e| src.error_at(Some(open.span()), format!("door {door}: {e}")))?;
+            let first_v6 = raw.open_command_6.as_ref().or(raw.close_command_6.as_ref());
+            let templates = templates
+                .with_ipv6(
+                    raw.open_command_6.as_ref().map(|c| c.get_ref().as_str()),
+                    raw.close_command_6.as_ref().map(|c| c.get_ref().as_str()),
+                )
+                .map_err(|e| {
+                    src.error_at(first_v6.map(|c| c.span()), format!("door {door}: {e}"))
+                })?;
             BackendKind::Command(templates)
         }
     };
@@ -451,11 +529,18 @@ fn check_door(
             format!("door {door}: say what it opens, e.g. open = [\"tcp/22\"]"),
         ));
     }
-    if raw.open_command.is_some() && !matches!(backend, BackendKind::Command(_)) {
-        return Err(src.error_at(
-            raw.open_command.as_ref().map(|c| c.span()),
-            format!("door {door}: open_command is only used with backend = \"command\""),
-        ));
+    for (key, value) in [
+        ("open_command", &raw.open_command),
+        ("close_command", &raw.close_command),
+        ("open_command_6", &raw.open_command_6),
+        ("close_command_6", &raw.close_command_6),
+    ] {
+        if value.is_some() && !matches!(backend, BackendKind::Command(_)) {
+            return Err(src.error_at(
+                value.as_ref().map(|c| c.span()),
+                format!("door {door}: {key} is only used with backend = \"command\""),
+            ));
+        }
     }
     Ok(Door {
         name: door.clone(),
@@ -501,6 +586,7 @@ fn door_kind(src: &Source<'_>, door: &DoorName, raw: &RawDoor) -> Result<DoorKin
                 format!("door {door}: seq_timeout_secs needs a sequence"),
             ));
         }
+        only_classic(src, door, raw, "an SPA door")?;
         return Ok(DoorKind::Spa);
     }
     if seq_timeout_ms == 0 {
@@ -533,6 +619,7 @@ fn door_kind(src: &Source<'_>, door: &DoorName, raw: &RawDoor) -> Result<DoorKin
                 ),
             ));
         }
+        only_classic(src, door, raw, "a rotating door")?;
         return Ok(DoorKind::Rotating {
             spec,
             transport,
@@ -578,12 +665,38 @@ fn door_kind(src: &Source<'_>, door: &DoorName, raw: &RawDoor) -> Result<DoorKin
             (Some(list), Some(file.clone()))
         }
     };
+    let mut target = Vec::new();
+    for t in raw.target.iter().flatten() {
+        target.push(t.get_ref().trim().parse::<IpAddr>().map_err(|_| {
+            src.error_at(
+                Some(t.span()),
+                format!(
+                    "door {door}: target {:?} is not an IP address (knockd's Target is the \
+                     one address knocks must be sent to)",
+                    t.get_ref()
+                ),
+            )
+        })?);
+    }
+    let max_open = match &raw.max_open {
+        None => DEFAULT_MAX_OPEN,
+        Some(m) if *m.get_ref() == 0 => {
+            return Err(src.error_at(
+                Some(m.span()),
+                format!(
+                    "door {door}: max_open must be at least 1 (it caps addresses open at once)"
+                ),
+            ))
+        }
+        Some(m) => *m.get_ref(),
+    };
     let classic = ClassicDoor {
         name: door.clone(),
         steps,
         seq_timeout_ms,
         tcpflags,
         one_time,
+        target,
     };
     classic
         .validate()
@@ -591,7 +704,30 @@ fn door_kind(src: &Source<'_>, door: &DoorName, raw: &RawDoor) -> Result<DoorKin
     Ok(DoorKind::Classic {
         door: classic,
         one_time_file,
+        max_open,
     })
+}
+
+/// Refuses `target` and `max_open` on a door that is not a classic one.
+fn only_classic(
+    src: &Source<'_>,
+    door: &DoorName,
+    raw: &RawDoor,
+    what: &str,
+) -> Result<(), ConfigError> {
+    if let Some(t) = raw.target.as_ref().and_then(|t| t.first()) {
+        return Err(src.error_at(
+            Some(t.span()),
+            format!("door {door}: target applies to knock sequences, not to {what}"),
+        ));
+    }
+    if let Some(m) = &raw.max_open {
+        return Err(src.error_at(
+            Some(m.span()),
+            format!("door {door}: max_open applies to knock sequences, not to {what}"),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -656,6 +792,66 @@ mod tests {
             err.contains(":2:13: skew_secs must be between 1 and 300"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn classic_doors_carry_target_max_open_and_ipv6_commands() -> Result<(), ConfigError> {
+        let c = parse(
+            "server_id = \"gw\"\n[doors.knock]\nsequence = [\"7000\", \"8000\"]\n\
+             target = [\"10.0.0.9\", \"2001:db8::9\"]\nmax_open = 5\nbackend = \"command\"\n\
+             open_command = \"/bin/echo 4 %IP%\"\nopen_command_6 = \"/bin/echo 6 %IP%\"\n",
+        )?;
+        let d = &c.doors[0];
+        let DoorKind::Classic { door, max_open, .. } = &d.kind else {
+            panic!("not a classic door: {d:?}");
+        };
+        assert_eq!(door.target.len(), 2);
+        assert_eq!(*max_open, 5);
+        assert_eq!(d.max_open(), Some(5));
+        // knockd `command` without a stop command: runs on every completion.
+        assert!(d.runs_command_every_time());
+        assert!(!c.needs_keys());
+        let BackendKind::Command(t) = &d.spec.backend else {
+            panic!("not a command door");
+        };
+        assert_eq!(t.open6.as_ref().map(|a| a[1].as_str()), Some("6"));
+        // Defaults: max_open 1000, no target (this host's addresses).
+        let c =
+            parse("server_id = \"gw\"\n[doors.k]\nsequence = [\"7000\"]\nopen = [\"tcp/22\"]\n")?;
+        assert_eq!(c.doors[0].max_open(), Some(DEFAULT_MAX_OPEN));
+        assert!(!c.doors[0].runs_command_every_time());
+        Ok(())
+    }
+
+    #[test]
+    fn target_max_open_and_ipv6_commands_are_refused_where_they_mean_nothing() {
+        let err = |text: &str| parse(text).err().map(|e| (e.place, e.message));
+        let e = err("server_id = \"gw\"\n[doors.k]\nsequence = [\"7000\"]\nopen = [\"tcp/22\"]\ntarget = [\"host\"]\n");
+        assert_eq!(e.as_ref().and_then(|e| e.0), Some((5, 11)));
+        assert!(e.is_some_and(|e| e.1.contains("is not an IP address")));
+        let e =
+            err("server_id = \"gw\"\n[doors.s]\nopen = [\"tcp/22\"]\ntarget = [\"10.0.0.1\"]\n");
+        assert!(e.is_some_and(|e| e.1.contains("not to an SPA door")));
+        let e = err("server_id = \"gw\"\n[doors.k]\nsequence = [\"7000\"]\nopen = [\"tcp/22\"]\nmax_open = 0\n");
+        assert!(e.is_some_and(|e| e.1.contains("max_open must be at least 1")));
+        let e = err("server_id = \"gw\"\n[doors.k]\nsequence = [\"7000\"]\nopen = [\"tcp/22\"]\nopen_command_6 = \"x\"\n");
+        assert!(e.is_some_and(|e| e.1.contains("open_command_6 is only used with backend")));
+    }
+
+    #[test]
+    fn a_tcpflags_rule_accepting_more_than_syn_without_ack_opens_the_capture_filter() {
+        let with = |flags: &str| {
+            parse(&format!(
+                "server_id = \"gw\"\n[doors.k]\nsequence = [\"7000\"]\nopen = [\"tcp/22\"]\n{flags}"
+            ))
+            .map(|c| c.knock_tcp_any_flags())
+            .ok()
+        };
+        assert_eq!(with(""), Some(false));
+        assert_eq!(with("tcpflags = \"syn,!ack\"\n"), Some(false));
+        // knockd's `syn` accepts a SYN+ACK: the filter must let it through.
+        assert_eq!(with("tcpflags = \"syn\"\n"), Some(true));
+        assert_eq!(with("tcpflags = \"fin\"\n"), Some(true));
     }
 
     #[test]

@@ -60,6 +60,10 @@ pub enum DaemonError {
 /// Keys for this gateway, from the keys directory; a broken entry is skipped
 /// and named, so it never holds back the others (or their revocation).
 pub fn load_keyring(config: &Config) -> Result<Keyring, DaemonError> {
+    if !config.needs_keys() {
+        // Knock sequences only: no keys directory to read (a knockd migration has none).
+        return Ok(Keyring::new(std::iter::empty()));
+    }
     let dir = spa_keys::load_keys_dir(&config.keys_dir, &config.server_id)?;
     for (path, why) in &dir.skipped {
         warn!(path = %path.display(), "key entry skipped: {why}");
@@ -75,19 +79,11 @@ pub fn load_keyring(config: &Config) -> Result<Keyring, DaemonError> {
 }
 
 fn filter_spec(config: &Config, ports: (Vec<u16>, Vec<u16>)) -> FilterSpec {
-    // A plain SYN passes the kernel filter; doors whose tcpflags rule a SYN
-    // cannot satisfy (knockd's "fin", "syn,ack", …) need every TCP packet.
-    let knock_tcp_any_flags = config.doors.iter().any(|d| match &d.kind {
-        DoorKind::Classic { door, .. } => door
-            .tcpflags
-            .is_some_and(|rule| !rule.matches(spa_proto::knock::TCP_SYN)),
-        _ => false,
-    });
     FilterSpec {
         spa_udp_port: Some(config.port),
         knock_tcp_ports: ports.0,
         knock_udp_ports: ports.1,
-        knock_tcp_any_flags,
+        knock_tcp_any_flags: config.knock_tcp_any_flags(),
     }
 }
 
@@ -98,6 +94,12 @@ fn firewall_settings(config: &Config) -> FirewallSettings {
         stealth: config.stealth,
         netns: None,
     }
+}
+
+/// This host's addresses: classic doors ignore knocks sent to any other
+/// (traffic passing through a router or bridge), unless a door's target names it.
+fn host_addresses() -> Result<Vec<std::net::IpAddr>, DaemonError> {
+    crate::local_addrs::local_addresses().map_err(|e| DaemonError::Runtime(e.to_string()))
 }
 
 /// The replay cache the journal's records give at `now`, and why.
@@ -208,6 +210,7 @@ impl Daemon {
         let (journal, records, how) = Journal::open(&config.state_dir)?;
         let cache = restore_replay(&config, &records, &how, now);
         let mut gateway = Gateway::new(gateway_config(&config), &keyring, now);
+        gateway.set_local_addresses(host_addresses()?);
         gateway.restore(&keyring, JournalState::from_records(&records), now);
         let ports = gateway.capture_ports();
         let verifier = Verifier::new(verifier_config(&config), keyring, cache);
@@ -420,24 +423,4 @@ impl Daemon {
         }
         Ok(())
     }
-}
-
-/// `spad --check`: the config and its keys, or the first error.
-pub fn check(config_path: &Path) -> Result<String, DaemonError> {
-    check_config_file(config_path)?;
-    let config = Config::load(config_path)?;
-    let dir = spa_keys::load_keys_dir(&config.keys_dir, &config.server_id)?;
-    let mut lines = vec![format!(
-        "{}: OK — server_id {}, port {}, {} door(s), {} key(s) in {}",
-        config_path.display(),
-        config.server_id,
-        config.port,
-        config.doors.len(),
-        dir.entries.len(),
-        config.keys_dir.display()
-    )];
-    for (path, why) in &dir.skipped {
-        lines.push(format!("warning: {} skipped: {why}", path.display()));
-    }
-    Ok(lines.join("\n"))
 }

@@ -12,7 +12,7 @@ use spa_proto::knock::KnockPacket;
 use spa_proto::{Grant, Verdict, Verifier};
 use tracing::{debug, info};
 
-use crate::capture::{Capture, CaptureError, Captured, Transport};
+use crate::capture::{Capture, CaptureError};
 use crate::clock;
 use crate::counters::Counters;
 
@@ -52,36 +52,6 @@ impl Shared {
     }
 }
 
-fn knock_of(packet: &Captured<'_>, spa_port: u16) -> Option<KnockPacket> {
-    use spa_proto::knock::Transport as T;
-    match packet.transport {
-        Transport::Udp { dst_port, .. } if dst_port == spa_port => None,
-        Transport::Udp {
-            src_port, dst_port, ..
-        } => Some(KnockPacket {
-            src: packet.src,
-            transport: T::Udp,
-            dst_port,
-            tcp_flags: 0,
-            src_port,
-            tcp_seq: 0,
-        }),
-        Transport::Tcp {
-            src_port,
-            dst_port,
-            flags,
-            seq,
-        } => Some(KnockPacket {
-            src: packet.src,
-            transport: T::Tcp,
-            dst_port,
-            tcp_flags: flags,
-            src_port,
-            tcp_seq: seq,
-        }),
-    }
-}
-
 /// One capture thread's life: read, verify or pass on, until capture fails
 /// or the main loop is gone.
 pub fn capture_loop(mut capture: Capture, shared: Arc<Shared>, tx: Sender<Event>, name: String) {
@@ -94,7 +64,7 @@ pub fn capture_loop(mut capture: Capture, shared: Arc<Shared>, tx: Sender<Event>
             }
         };
         let spa_port = shared.spa_port.load(Ordering::Relaxed);
-        if let Some(k) = knock_of(&packet, spa_port) {
+        if let Some(k) = packet.knock_packet(spa_port) {
             if shared.knocks_queued.fetch_add(1, Ordering::Relaxed) >= KNOCK_QUEUE {
                 shared.knocks_queued.fetch_sub(1, Ordering::Relaxed);
                 shared.counters.overload();

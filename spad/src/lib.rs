@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod capture;
+pub mod check;
 pub mod clock;
 pub mod config;
 pub mod counters;
@@ -14,6 +15,7 @@ pub mod firewall;
 pub mod import_knockd;
 pub mod intake;
 pub mod journal;
+pub mod local_addrs;
 pub mod one_time_file;
 pub mod rules;
 pub mod trust;

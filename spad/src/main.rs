@@ -80,7 +80,7 @@ fn main() -> ExitCode {
         };
     }
     if cli.check {
-        return match spad::daemon::check(&cli.config) {
+        return match spad::check::check(&cli.config) {
             Ok(summary) => {
                 println!("{summary}");
                 ExitCode::SUCCESS

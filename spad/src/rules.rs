@@ -7,9 +7,9 @@ use spa_proto::VerifierConfig;
 use crate::config::{Config, DoorKind};
 use crate::firewall::BackendKind;
 
-/// Addresses a knock-opened door may be open for at once: spoofed sources
-/// completing a classic sequence cannot fill the firewall.
-pub const KNOCK_DOOR_MAX_OPEN: usize = 1000;
+/// Addresses a rotating door may be open for at once (every knock comes
+/// from a key holder; classic doors take `max_open` from the config).
+pub const ROTATING_DOOR_MAX_OPEN: usize = 10_000;
 
 /// Addresses an SPA door may be open for at once (every one authenticated).
 pub const SPA_DOOR_MAX_OPEN: usize = 100_000;
@@ -22,8 +22,8 @@ pub fn gateway_config(config: &Config) -> GatewayConfig {
         .map(|d| {
             let (opener, max_open) = match &d.kind {
                 DoorKind::Spa => (Opener::Spa, SPA_DOOR_MAX_OPEN),
-                DoorKind::Classic { door, .. } => {
-                    (Opener::Classic(door.clone()), KNOCK_DOOR_MAX_OPEN)
+                DoorKind::Classic { door, max_open, .. } => {
+                    (Opener::Classic(door.clone()), *max_open)
                 }
                 DoorKind::Rotating {
                     spec,
@@ -35,14 +35,14 @@ pub fn gateway_config(config: &Config) -> GatewayConfig {
                         transport: *transport,
                         seq_timeout_ms: *seq_timeout_ms,
                     },
-                    KNOCK_DOOR_MAX_OPEN,
+                    ROTATING_DOOR_MAX_OPEN,
                 ),
             };
             let closing = match &d.spec.backend {
                 BackendKind::Nftables => Closing::Kernel,
                 BackendKind::Iptables => Closing::Timer,
-                BackendKind::Command(t) => Closing::Command {
-                    every_time: t.close.is_none(),
+                BackendKind::Command(_) => Closing::Command {
+                    every_time: d.runs_command_every_time(),
                 },
             };
             DoorRules {

@@ -161,6 +161,16 @@ fn every_knockd_directive_is_carried_over_or_warned_about() -> TestResult {
     assert_eq!(ssh["max_secs"].as_integer(), Some(30));
     assert_eq!(ssh["command_timeout_secs"].as_integer(), Some(10));
     assert!(ssh.get("one_time_sequences").is_none());
+    // Target, start_command_6 and stop_command_6 carry over.
+    assert_eq!(strings(&ssh["target"]), ["192.0.2.10"]);
+    assert_eq!(
+        ssh["open_command_6"].as_str(),
+        Some("/usr/sbin/ip6tables -I INPUT -s %IP% -p tcp --dport 22 -j ACCEPT")
+    );
+    assert_eq!(
+        ssh["close_command_6"].as_str(),
+        Some("/usr/sbin/ip6tables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT")
+    );
 
     // one_time_sequences, the Timeout and Command aliases, shell syntax, braces.
     let otp = door(&t, "openssh-2");
@@ -194,21 +204,19 @@ fn every_knockd_directive_is_carried_over_or_warned_about() -> TestResult {
     assert!(web.get("close_command").is_none());
     assert_eq!(web["default_secs"].as_integer(), Some(1));
     assert_eq!(web["max_secs"].as_integer(), Some(1));
+    // Two TCPFlags lines add up, as in knockd.
+    assert_eq!(web["tcpflags"].as_str(), Some("syn,urg,!ack"));
 
     let w = &imported;
     for needles in [
         &[":3:", "UseSyslog"][..],
         &[":4:", "LogFile = /var/log/knockd.log", "dropped"],
         &[":5:", "PidFile = /run/knockd.pid", "dropped"],
-        &[":7:", "unknown directive Verbosity"],
-        &[":9:", "[openSSH]", "\"openssh\""],
-        &[":14:", "start_command_6", "/usr/sbin/ip6tables -I INPUT"],
-        &[":17:", "stop_command_6", "/usr/sbin/ip6tables -D INPUT"],
-        &[":18:", "Target = 192.0.2.10", "not carried over"],
-        &[":20:", "[OpenSSH]", "\"openssh-2\""],
-        &[":23:", "shell syntax", "'&'", "/bin/sh -c"],
-        &[":25:", "[Web Admin (HTTPS)!]", "\"web-admin-https\""],
-        &[":29:", "unknown directive frobnicate"],
+        &[":8:", "[openSSH]", "\"openssh\""],
+        &[":19:", "[OpenSSH]", "\"openssh-2\""],
+        &[":22:", "shell syntax", "'&'", "/bin/sh -c"],
+        &[":24:", "[Web Admin (HTTPS)!]", "\"web-admin-https\""],
+        &[":29:", "adds to the rule of line 28", "syn,urg,!ack"],
         &["server_id", "knockd-import"],
     ] {
         assert!(
@@ -217,7 +225,7 @@ fn every_knockd_directive_is_carried_over_or_warned_about() -> TestResult {
             w.warnings
         );
     }
-    assert_eq!(w.warnings.len(), 13, "{:#?}", w.warnings);
+    assert_eq!(w.warnings.len(), 9, "{:#?}", w.warnings);
     // Every warning is also listed in the file's header comment.
     for warning in &w.warnings {
         assert!(
@@ -294,6 +302,65 @@ fn other_malformed_lines_are_refused_with_their_line() {
             "at least 1 second",
         ),
         ("[x]\nsequence = \n", 2, "the sequence is empty"),
+        // What knockd itself refuses ("syntax error", "unrecognized flag").
+        (
+            "UseSyslog\n[x]\nsequence = 1\n",
+            1,
+            "comes before any [section]",
+        ),
+        (
+            "[options]\nUseSyslog = yes\n",
+            2,
+            "unknown directive `UseSyslog`",
+        ),
+        (
+            "[options]\nVerbosity = 3\n",
+            2,
+            "unknown directive `Verbosity` in [options]",
+        ),
+        (
+            "[x]\nsequence = 1\nfrobnicate = yes\n",
+            3,
+            "unknown directive `frobnicate` in door section [x]",
+        ),
+        ("[options]\nsequence = 1\n", 2, "belongs in a door section"),
+        (
+            "[x]\nsequence = 1\nInterface = eth0\n",
+            3,
+            "belongs in [options]",
+        ),
+        (
+            "[x]\nsequence = 1\ntcpflags = syn, ack\n",
+            3,
+            "knockd refuses the flag \" ack\"",
+        ),
+        (
+            "[x]\nsequence = 1\ntcpflags = syn,\n",
+            3,
+            "knockd refuses the flag \"\"",
+        ),
+        // What knockd would misread.
+        (
+            "[x]\nsequence = 7000 8000\n",
+            2,
+            "knockd reads only the first one (7000)",
+        ),
+        ("[x]\nsequence = 7000,,8000\n", 2, "port 0"),
+        (
+            "[x]\nsequence = 1\ntarget = gw.example\n",
+            3,
+            "is not an IP address",
+        ),
+        (
+            "[x]\nsequence = 1\ntarget = 2001:DB8::1\n",
+            3,
+            "write 2001:db8::1",
+        ),
+        (
+            "[x]\none_time_sequences = /f\nsequence = 1\n",
+            3,
+            "sequence after one_time_sequences",
+        ),
     ];
     for (text, line, message) in cases {
         match import(Path::new("k.conf"), text) {
@@ -317,6 +384,47 @@ fn other_malformed_lines_are_refused_with_their_line() {
         e.err().map(|e| e.problem),
         Some(ImportProblem::TooManyPorts(33))
     );
+    let e = import(
+        Path::new("k.conf"),
+        &format!(
+            "[x]\nsequence = 1\ncommand = /bin/echo {}\n",
+            "x".repeat(5000)
+        ),
+    );
+    assert!(matches!(
+        e.err().map(|e| (e.line, e.problem)),
+        Some((3, ImportProblem::LineTooLong(_)))
+    ));
+}
+
+#[test]
+fn ipv6_only_commands_carry_over_and_knockds_empty_commands_run_nothing() -> TestResult {
+    let imported = import(
+        Path::new("k.conf"),
+        "[v6only]\nsequence = 1,2\nstart_command_6 = /bin/echo open6 %IP%\n\
+         stop_command_6 = /bin/echo close6 %IP%\ncmd_timeout = 7\n\
+         [same]\nsequence = 3,4\ncommand = /bin/echo %IP%\ncommand_6 = /bin/echo %IP%\n",
+    )?;
+    let t: Table = toml::from_str(&imported.toml)?;
+    let v6 = door(&t, "v6only");
+    // knockd ran nothing for IPv4 knockers there.
+    assert_eq!(v6["open_command"].as_str(), Some("/bin/true"));
+    assert_eq!(v6["open_command_6"].as_str(), Some("/bin/echo open6 %IP%"));
+    assert!(v6.get("close_command").is_none());
+    assert_eq!(
+        v6["close_command_6"].as_str(),
+        Some("/bin/echo close6 %IP%")
+    );
+    assert_eq!(v6["default_secs"].as_integer(), Some(7));
+    assert!(has_warning(
+        &imported,
+        &["k.conf:1:", "start_command is empty or missing"]
+    ));
+    // The same command for both families is written once.
+    let same = door(&t, "same");
+    assert!(same.get("open_command_6").is_none());
+    assert!(t.get("keys_dir").is_none(), "{}", imported.toml);
+    Ok(())
 }
 
 #[test]
@@ -367,6 +475,8 @@ fn spads_own_config_parser_accepts_every_import() -> TestResult {
             .map_err(|e| format!("{name}: spad refuses the import: {e}\n{toml}"))?;
         assert_eq!(config.server_id.as_str(), "knockd-import");
         assert_eq!(config.doors.len(), 3, "{name}");
+        // Knock doors only: spad starts without a keys directory.
+        assert!(!config.needs_keys(), "{name}");
         for door in &config.doors {
             assert!(
                 matches!(door.kind, DoorKind::Classic { .. }),
@@ -382,6 +492,24 @@ fn spads_own_config_parser_accepts_every_import() -> TestResult {
                 return Err("no command door openssh-2".into());
             };
             // The shell wrapper survives spad's own word splitting.
+            // Target and the IPv6 commands reach spad's own config.
+            let ssh = config.doors.iter().find(|d| d.name.as_str() == "openssh");
+            let Some(DoorKind::Classic { door, .. }) = ssh.map(|d| &d.kind) else {
+                return Err("no classic door openssh".into());
+            };
+            assert_eq!(door.target, ["192.0.2.10".parse::<std::net::IpAddr>()?]);
+            let Some(BackendKind::Command(ssh_commands)) = ssh.map(|d| &d.spec.backend) else {
+                return Err("no command door openssh".into());
+            };
+            assert_eq!(
+                ssh_commands
+                    .open6
+                    .as_ref()
+                    .and_then(|a| a.first())
+                    .map(String::as_str),
+                Some("/usr/sbin/ip6tables")
+            );
+            assert!(ssh_commands.close6.is_some());
             assert_eq!(templates.open.len(), 3, "{:?}", templates.open);
             assert_eq!(templates.open[..2], ["/bin/sh", "-c"]);
             assert_eq!(

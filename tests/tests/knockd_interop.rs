@@ -4,11 +4,16 @@
 //! under spad as it did under knockd. Judged by real TCP connects from the
 //! client namespace to a listener behind the door.
 //!
+//! Widened for knockd conformance (issue 13): Debian's default knockd.conf
+//! imported and run by spad, IPv6 knocks getting the IPv6 commands, UDP
+//! steps, TCP flag rules judged with hand-made segments, and a `Target`
+//! door. Command doors are judged by what their commands write.
+//!
 //! Each test builds its own two namespaces with the harness's [`Netns`]
-//! (`spa-e2e-<pid>-<n>-server` and `-client`), joined by a [`VethPair`]
-//! (10.79.1.1 / 10.79.1.2), and deletes them (with knockd, spad and the
-//! listener inside) when it ends, even on failure. Namespaces left behind by
-//! a killed run are swept at the next start.
+//! (`spa-kd-<pid>-<n>-server` and `-client`), joined by a [`VethPair`]
+//! (10.79.1.1 / 10.79.1.2, fd79:1::1 / fd79:1::2), and deletes them (with
+//! knockd, spad and the listener inside) when it ends, even on failure.
+//! Namespaces left behind by a killed run are swept at the next start.
 
 use std::ffi::OsStr;
 use std::path::PathBuf;
@@ -24,6 +29,13 @@ type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 const SERVER: &str = "10.79.1.1";
 const CLIENT: &str = "10.79.1.2";
+const SERVER6: &str = "fd79:1::1";
+const CLIENT6: &str = "fd79:1::2";
+/// An address on the link that is not the server's: traffic to it passes
+/// by the server (the client sends it to the server's MAC address).
+const ELSEWHERE: &str = "10.79.1.50";
+/// This suite's namespace prefix.
+const NETNS_PREFIX: &str = "spa-kd-";
 /// The port behind the door.
 const DOOR_PORT: u16 = 2222;
 /// How long a door stays open (knockd's cmd_timeout, spad's default_secs).
@@ -60,15 +72,15 @@ struct Net {
 impl Net {
     fn new() -> TestResult<Net> {
         let dir = tempfile::Builder::new().prefix("spa-knock-").tempdir()?;
-        let server = Netns::new("server")?;
-        let client = Netns::new("client")?;
+        let server = Netns::with_prefix(NETNS_PREFIX, "server")?;
+        let client = Netns::with_prefix(NETNS_PREFIX, "client")?;
         VethPair::new(
             &server,
             "eth0",
-            &[&format!("{SERVER}/24")],
+            &[&format!("{SERVER}/24"), &format!("{SERVER6}/64")],
             &client,
             "eth0",
-            &[&format!("{CLIENT}/24")],
+            &[&format!("{CLIENT}/24"), &format!("{CLIENT6}/64")],
         )?;
         let mut listener = server.spawn(
             "e2e-listen",
@@ -325,4 +337,317 @@ fn an_imported_knockd_conf_behaves_the_same_under_spad() -> TestResult {
         spad.log()
     );
     Ok(())
+}
+
+/// A file the imported commands append to (`echo WHAT %IP% >> FILE`), read
+/// back to see which command ran for which address.
+struct CommandLog(PathBuf);
+
+impl CommandLog {
+    fn new(net: &Net) -> CommandLog {
+        CommandLog(net.dir.path().join("commands.log"))
+    }
+
+    fn path(&self) -> String {
+        self.0.display().to_string()
+    }
+
+    fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.0)
+            .map(|t| t.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    /// Waits until `line` is in the log.
+    fn wait_for(&self, line: &str) -> TestResult {
+        wait_until(
+            &format!("{line:?} in the command log"),
+            Duration::from_secs(3),
+            || Ok(self.lines().iter().any(|l| l == line)),
+        )
+        .map_err(|e| format!("{e}; the log holds {:?}", self.lines()).into())
+    }
+
+    /// Checks, after the knocks had time to act, that `line` is not in it.
+    fn never(&self, line: &str) -> TestResult {
+        std::thread::sleep(Duration::from_millis(800));
+        let lines = self.lines();
+        if lines.iter().any(|l| l == line) {
+            return Err(format!("{line:?} is in the command log: {lines:?}").into());
+        }
+        Ok(())
+    }
+}
+
+/// `spad import-knockd FILE`, as a user would run it: the TOML it prints.
+fn import_knockd(conf: &std::path::Path) -> TestResult<String> {
+    let out = Command::new(workspace_bin("spad")?)
+        .arg("import-knockd")
+        .arg(conf)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("spad import-knockd failed: {out:?}").into());
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+impl Net {
+    /// Imports `knockd_conf` with `spad import-knockd` and starts spad on the
+    /// result, changing only state_dir (and keys_dir, when `keys` is set) to
+    /// this test's scratch directory.
+    fn run_imported(&self, knockd_conf: &str, keys: bool) -> TestResult<Spad> {
+        let conf = self.dir.path().join("knockd.conf");
+        std::fs::write(&conf, knockd_conf)?;
+        let imported = import_knockd(&conf)?;
+        let mut config: toml::Table = toml::from_str(&imported)
+            .map_err(|e| format!("the import is not TOML: {e}\n{imported}"))?;
+        config.insert(
+            "state_dir".into(),
+            self.state_dir().to_string_lossy().into_owned().into(),
+        );
+        if keys {
+            config.insert(
+                "keys_dir".into(),
+                self.keys_dir()?.to_string_lossy().into_owned().into(),
+            );
+        }
+        self.start_spad(&toml::to_string(&config)?)
+    }
+
+    /// Sends one hand-made TCP segment with `flags` to each of `ports` of
+    /// `dst`, from the client (a raw socket, through python3: the `knock`
+    /// client only sends SYNs). Each segment has its own source port.
+    fn raw_tcp(&self, dst: &str, flags: u8, first_src_port: u16, ports: &[u16]) -> TestResult {
+        const SEND: &str = r#"
+import socket, struct, sys, time
+src, dst, flags, sport = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def checksum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+for i, port in enumerate(int(p) for p in sys.argv[5:]):
+    seg = struct.pack("!HHIIBBHHH", sport + i, port, 7919 * (i + 1), 1, 5 << 4, flags, 65535, 0, 0)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(seg))
+    seg = seg[:16] + struct.pack("!H", checksum(pseudo + seg)) + seg[18:]
+    sock.sendto(seg, (dst, 0))
+    time.sleep(0.1)
+"#;
+        let mut args = vec![
+            "-c".to_owned(),
+            SEND.to_owned(),
+            CLIENT.to_owned(),
+            dst.to_owned(),
+            flags.to_string(),
+            first_src_port.to_string(),
+        ];
+        args.extend(ports.iter().map(u16::to_string));
+        let out = self.client.output("python3", &args)?;
+        if !out.status.success() {
+            return Err(format!("sending raw TCP segments failed: {out:?}").into());
+        }
+        Ok(())
+    }
+
+    /// The real knock client, any options and ports.
+    fn knock(&self, args: &[&str]) -> TestResult {
+        let out = self.client.output(KNOCK, args)?;
+        if !out.status.success() {
+            return Err(format!("knock {args:?} failed: {out:?}").into());
+        }
+        Ok(())
+    }
+
+    /// Makes the client send traffic for [`ELSEWHERE`] to the server's MAC
+    /// address, as it would to a router: the server sees packets that are
+    /// not addressed to it.
+    fn route_elsewhere_through_server(&self) -> TestResult {
+        let mac = self.server.run("cat", ["/sys/class/net/eth0/address"])?;
+        self.client.run(
+            "ip",
+            [
+                "neigh",
+                "replace",
+                ELSEWHERE,
+                "lladdr",
+                mac.trim(),
+                "dev",
+                "eth0",
+                "nud",
+                "permanent",
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+/// (d) Debian's default knockd.conf, imported as it is, run by spad: the real
+/// knock client opens ssh with 7000,8000,9000 (knockd's `iptables -A`) and
+/// closes it with 9000,8000,7000 (`iptables -D`).
+#[test]
+fn debians_default_knockd_conf_imported_runs_under_spad() -> TestResult {
+    let net = Net::new()?;
+    let mut ssh = net
+        .server
+        .spawn("e2e-listen 22", helper_bin("e2e-listen")?, ["22"])?;
+    ssh.wait_for_line("the ssh listener", Duration::from_secs(5), |l| {
+        l.starts_with("listening")
+    })?;
+    // Debian's commands append an ACCEPT: the policy drops everything else.
+    net.server.run("iptables", ["-P", "INPUT", "DROP"])?;
+    let conf = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../spad/tests/knockd/debian-default.conf"),
+    )?;
+    let spad = net.run_imported(&conf, true)?;
+    let ssh_open = || -> TestResult<bool> {
+        let out = net
+            .client
+            .output(helper_bin("e2e-connect")?, [SERVER, "22", "500"])?;
+        Ok(out.status.code() == Some(0))
+    };
+    assert!(!ssh_open()?, "ssh is reachable before any knock");
+    net.knock(&[SERVER, "7000", "8000", "9000"])?;
+    wait_until("ssh to open", Duration::from_secs(3), ssh_open)?;
+    net.knock(&[SERVER, "9000", "8000", "7000"])?;
+    wait_until("ssh to close", Duration::from_secs(3), || Ok(!ssh_open()?)).map_err(|e| {
+        format!(
+            "{e}\nrules: {:?}\nspad: {:#?}",
+            net.server.run("iptables", ["-S", "INPUT"]),
+            spad.log()
+        )
+    })?;
+    // A repeated first knock (a new connection) invalidates the attempt.
+    net.knock(&[SERVER, "7000", "7000", "8000", "9000"])?;
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        !ssh_open()?,
+        "7000,7000,8000,9000 opened ssh (knockd does not)"
+    );
+    Ok(())
+}
+
+/// (e) `spad import-knockd FILE > out.toml && spad --config out.toml` on a
+/// machine that never had spa installed: no keys directory anywhere.
+#[test]
+fn an_imported_config_runs_without_any_keys_directory() -> TestResult {
+    let net = Net::new()?;
+    let log = CommandLog::new(&net);
+    let conf = format!(
+        "[options]\n\tInterface = eth0\n[open]\n\tsequence = 7000,8000\n\
+         \tcommand = echo open %IP% >> {}\n",
+        log.path()
+    );
+    let _spad = net.run_imported(&conf, false)?;
+    net.knock(&[SERVER, "7000", "8000"])?;
+    log.wait_for(&format!("open {CLIENT}"))
+}
+
+/// (f) An IPv6 knocker gets start_command_6, an IPv4 one start_command; UDP
+/// steps count over both.
+#[test]
+fn ipv6_knocks_with_udp_steps_run_the_ipv6_command() -> TestResult {
+    let net = Net::new()?;
+    let log = CommandLog::new(&net);
+    let path = log.path();
+    let conf = format!(
+        "[options]\n\tInterface = eth0\n[both]\n\tsequence = 7000:udp,8000,9000:udp\n\
+         \tseq_timeout = 5\n\tstart_command = echo open4 %IP% >> {path}\n\
+         \tstart_command_6 = echo open6 %IP% >> {path}\n"
+    );
+    let _spad = net.run_imported(&conf, true)?;
+    net.knock(&["-6", SERVER6, "7000:udp", "8000", "9000:udp"])?;
+    log.wait_for(&format!("open6 {CLIENT6}"))?;
+    net.knock(&["-4", SERVER, "7000:udp", "8000", "9000:udp"])?;
+    log.wait_for(&format!("open4 {CLIENT}"))?;
+    let lines = log.lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    Ok(())
+}
+
+/// (g) knockd's tcpflags rule: listed flags set, others free, `!flag` clear.
+/// `syn` accepts a SYN+ACK; `fin,!ack` accepts a FIN and not a FIN+ACK;
+/// packets failing a rule neither advance nor break an attempt.
+#[test]
+fn tcp_flag_doors_follow_knockds_rule() -> TestResult {
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    const FIN: u8 = 0x01;
+    let net = Net::new()?;
+    let log = CommandLog::new(&net);
+    let path = log.path();
+    let conf = format!(
+        "[options]\n\tInterface = eth0\n\
+         [syn]\n\tsequence = 7100,7200\n\ttcpflags = syn\n\tcommand = echo syn %IP% >> {path}\n\
+         [fin]\n\tsequence = 7300,7400\n\ttcpflags = fin,!ack\n\tcommand = echo fin %IP% >> {path}\n"
+    );
+    let _spad = net.run_imported(&conf, true)?;
+    // ACK alone is not a knock for either door.
+    net.raw_tcp(SERVER, ACK, 41_000, &[7100, 7200, 7300, 7400])?;
+    log.never(&format!("syn {CLIENT}"))?;
+    net.raw_tcp(SERVER, FIN | ACK, 41_100, &[7300, 7400])?;
+    log.never(&format!("fin {CLIENT}"))?;
+    // SYN+ACK satisfies `syn`.
+    net.raw_tcp(SERVER, SYN | ACK, 41_200, &[7100, 7200])?;
+    log.wait_for(&format!("syn {CLIENT}"))?;
+    net.raw_tcp(SERVER, FIN, 41_300, &[7300, 7400])?;
+    log.wait_for(&format!("fin {CLIENT}"))
+}
+
+/// (g2) A `syn` door alone (no other door needing every TCP packet): the
+/// kernel filter must still pass its SYN+ACK knocks.
+#[test]
+fn a_syn_door_alone_accepts_syn_ack_knocks() -> TestResult {
+    const SYN_ACK: u8 = 0x12;
+    let net = Net::new()?;
+    let log = CommandLog::new(&net);
+    let path = log.path();
+    let conf = format!(
+        "[options]\n\tInterface = eth0\n\
+         [syn]\n\tsequence = 7100,7200\n\ttcpflags = syn\n\tcommand = echo syn %IP% >> {path}\n"
+    );
+    let _spad = net.run_imported(&conf, true)?;
+    net.raw_tcp(SERVER, SYN_ACK, 42_000, &[7100, 7200])?;
+    log.wait_for(&format!("syn {CLIENT}"))
+}
+
+/// (h) A door with knockd's `Target` counts only knocks sent to the target
+/// address (here one the server does not own: it sees them pass by), not
+/// knocks sent to the server itself.
+#[test]
+fn a_target_door_counts_knocks_to_its_target_only() -> TestResult {
+    let net = Net::new()?;
+    net.route_elsewhere_through_server()?;
+    let log = CommandLog::new(&net);
+    let path = log.path();
+    let conf = format!(
+        "[options]\n\tInterface = eth0\n\
+         [routed]\n\tsequence = 7500,7600\n\tTarget = {ELSEWHERE}\n\
+         \tcommand = echo routed %IP% >> {path}\n"
+    );
+    let _spad = net.run_imported(&conf, true)?;
+    net.knock(&[SERVER, "7500", "7600"])?;
+    log.never(&format!("routed {CLIENT}"))?;
+    net.knock(&[ELSEWHERE, "7500", "7600"])?;
+    log.wait_for(&format!("routed {CLIENT}"))
+}
+
+/// (i) Knocks that only pass by (sent to an address that is not the
+/// server's) open no door without a `Target`: knockd ignores them too.
+#[test]
+fn knocks_passing_by_open_no_door() -> TestResult {
+    let net = Net::new()?;
+    net.route_elsewhere_through_server()?;
+    let log = CommandLog::new(&net);
+    let path = log.path();
+    let conf = format!(
+        "[options]\n\tInterface = eth0\n\
+         [local]\n\tsequence = 7700,7800\n\tcommand = echo local %IP% >> {path}\n"
+    );
+    let _spad = net.run_imported(&conf, true)?;
+    net.knock(&[ELSEWHERE, "7700", "7800"])?;
+    log.never(&format!("local {CLIENT}"))?;
+    net.knock(&[SERVER, "7700", "7800"])?;
+    log.wait_for(&format!("local {CLIENT}"))
 }

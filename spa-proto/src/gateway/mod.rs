@@ -122,6 +122,7 @@ pub struct Gateway {
     used_steps: BTreeSet<(KeyId, DoorName, u64)>,
     one_time_used: BTreeSet<(DoorName, String)>,
     capture_ports: Option<(Vec<u16>, Vec<u16>)>,
+    local_addresses: Option<Vec<IpAddr>>,
     wall_high: u64,
     now: Now,
     actions: VecDeque<Action>,
@@ -271,6 +272,7 @@ impl Gateway {
             used_steps: BTreeSet::new(),
             one_time_used: BTreeSet::new(),
             capture_ports: None,
+            local_addresses: None,
             wall_high: now.wall_ms,
             now,
             actions: VecDeque::new(),
@@ -321,6 +323,19 @@ impl Gateway {
         }
     }
 
+    /// This host's own addresses: classic doors ignore knocks sent to any
+    /// other address unless the door's target names it (knockd's rule).
+    pub fn set_local_addresses(&mut self, addrs: Vec<IpAddr>) {
+        self.local_addresses = Some(addrs);
+        self.apply_local_addresses();
+    }
+
+    fn apply_local_addresses(&mut self) {
+        if let Some(addrs) = &self.local_addresses {
+            self.knocker.set_local_addresses(addrs.iter().copied());
+        }
+    }
+
     /// After a restart: what the journal says was open, used and marked.
     /// Overdue doors close, doors the config no longer has close, the rest
     /// are re-armed for their remaining time (at most the door's `max_secs`,
@@ -337,6 +352,7 @@ impl Gateway {
             &self.used_steps,
             self.wall_high,
         );
+        self.apply_local_addresses();
         self.announce_ports();
         for ((door, addr), (until_wall_ms, user)) in journal.open {
             let rules = self.config.door(&door).cloned();
@@ -845,6 +861,7 @@ impl Gateway {
             &self.used_steps,
             self.wall_high,
         );
+        self.apply_local_addresses();
         self.announce_ports();
         let open: Vec<(DoorName, IpAddr, DoorInfo)> = self
             .info

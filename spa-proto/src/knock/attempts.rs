@@ -29,6 +29,7 @@ pub(crate) struct Attempt {
 /// What makes a TCP segment a retransmission of an earlier one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TcpSignature {
+    pub(crate) dst: IpAddr,
     pub(crate) dst_port: u16,
     pub(crate) src_port: u16,
     pub(crate) seq: u32,

@@ -2,6 +2,8 @@
 //! list of one-time sequences) or a rotating door (per-user sequences of
 //! PROTOCOL §4). Owns their validation; holds no per-client state.
 
+use std::net::IpAddr;
+
 use super::error::KnockConfigError;
 use super::rotating::RotatingSpec;
 use super::sequence::{KnockStep, Transport};
@@ -25,6 +27,10 @@ pub struct ClassicDoor {
     /// knockd's One_Time_Sequences: used in order, each at most once, as
     /// [`parse_one_time_file`](super::parse_one_time_file) returns them.
     pub one_time: Option<Vec<Vec<KnockStep>>>,
+    /// knockd's `Target`: when not empty, only knocks sent to one of these
+    /// addresses count (and knocks to this host's own addresses do not);
+    /// when empty, only knocks sent to one of this host's addresses count.
+    pub target: Vec<IpAddr>,
 }
 
 impl ClassicDoor {

@@ -94,6 +94,14 @@ pub enum KnockSyntaxErrorKind {
     /// Not a number in 1..=65535.
     #[error("{0:?} is not a port number from 1 to 65535")]
     BadPort(String),
+    /// An empty step between commas (knockd reads it as port 0).
+    #[error("an empty step between commas (knockd would read it as port 0)")]
+    EmptyStep,
+    /// Ports separated only by blanks, e.g. `7000 8000`.
+    #[error(
+        "ports separated by blanks: knockd reads only the first one ({0}); separate ports with commas"
+    )]
+    BlankSeparated(String),
     /// A transport other than tcp or udp.
     #[error("unknown transport {0:?}: expected tcp or udp")]
     BadTransport(String),

@@ -8,6 +8,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use super::attempts::{Attempt, AttemptTable, TcpSignature};
+use super::destination::LocalAddresses;
 use super::doors::{ClassicDoor, RotatingDoor};
 use super::outcome::{KnockOutcome, KnockPacket};
 use super::rotating::{step_of, step_start_ms};
@@ -47,6 +48,7 @@ pub struct Knocker {
     used: HashSet<UsedStep>,
     tracks: TrackTable,
     attempts: AttemptTable,
+    local: LocalAddresses,
 }
 
 impl Knocker {
@@ -68,6 +70,7 @@ impl Knocker {
             used: HashSet::new(),
             tracks: TrackTable::default(),
             attempts: AttemptTable::new(MAX_ATTEMPTS),
+            local: LocalAddresses::default(),
         };
         knocker.tracks = knocker.build_tracks();
         knocker
@@ -79,7 +82,33 @@ impl Knocker {
         self
     }
 
+    /// Tells the knocker this host's addresses (at start and whenever they
+    /// change): from then on a knock counts only if it is sent to one of
+    /// them, or, for a classic door with a `target`, to that target — as in
+    /// knockd, traffic passing through a router or bridge is not a knock.
+    /// Until this is called only doors with a `target` check the destination.
+    pub fn set_local_addresses(&mut self, addrs: impl IntoIterator<Item = IpAddr>) {
+        self.local.set(addrs);
+    }
+
+    /// How many of this host's addresses the knocker knows (`None`: never
+    /// told, see [`Knocker::set_local_addresses`]).
+    pub fn local_addresses(&self) -> Option<usize> {
+        self.local.count()
+    }
+
     /// Feeds one captured packet; returns what it decided, in order.
+    ///
+    /// knockd's rules: the expected next knock advances an attempt; any other
+    /// knock (a packet to a port of some sequence, sent to the door's
+    /// destination, passing its flags rule) ends it. A knock that advanced,
+    /// completed or ended an attempt of its source starts no new attempt:
+    /// sequences start only from a source with none in progress. So a new
+    /// connection on the first port while the second is expected
+    /// invalidates the attempt, and the last knock of "7000,8000,9000" does
+    /// not also start a door whose sequence begins with 9000. A retransmitted
+    /// TCP segment (same addresses, ports, sequence number and flags) is not a
+    /// second knock: it neither advances nor ends anything.
     pub fn on_packet(&mut self, pkt: &KnockPacket, now_ms: u64) -> Vec<KnockOutcome> {
         let mut out = self.handle_timeout(now_ms);
         let knock = KnockStep {
@@ -91,6 +120,7 @@ impl Knocker {
         }
         let addr = canonical_ip(pkt.src);
         let tcp_sig = (pkt.transport == Transport::Tcp).then_some(TcpSignature {
+            dst: canonical_ip(pkt.dst),
             dst_port: pkt.dst_port,
             src_port: pkt.src_port,
             seq: pkt.tcp_seq,
@@ -103,7 +133,8 @@ impl Knocker {
         }
 
         let mut events: BTreeMap<DoorRef, DoorEvent> = BTreeMap::new();
-        let mut handled: HashSet<TrackKey> = HashSet::new();
+        // Whether this knock advanced, completed or ended an attempt of `addr`.
+        let mut touched = false;
         let mut completed: Vec<TrackKey> = Vec::new();
 
         // Attempts in progress: advance on the expected knock, drop otherwise.
@@ -118,12 +149,12 @@ impl Knocker {
                 self.attempts.remove(id);
                 continue;
             };
-            if !track.counts(pkt) {
+            if !track.counts(pkt, &self.local) {
                 continue;
             }
+            touched = true;
             let event = events.entry(key.door()).or_default();
             if track.steps.get(stage) == Some(&knock) {
-                handled.insert(key);
                 let of = track.steps.len();
                 if stage + 1 == of {
                     self.attempts.remove(id);
@@ -138,10 +169,10 @@ impl Knocker {
             }
         }
 
-        // Sequences this knock starts (or restarts after a reset).
+        // Sequences this knock starts: only from a source with none in progress.
         let mut starts = Vec::new();
-        for track in self.tracks.starting_with(knock) {
-            if handled.contains(&track.key) || !track.counts(pkt) {
+        for track in self.tracks.starting_with(knock).filter(|_| !touched) {
+            if !track.counts(pkt, &self.local) {
                 continue;
             }
             if track.steps.len() == 1 {
@@ -468,6 +499,7 @@ impl fmt::Debug for Knocker {
             .field("used", &self.used.len())
             .field("tracks", &self.tracks)
             .field("attempts", &self.attempts)
+            .field("local_addresses", &self.local.count())
             .finish()
     }
 }

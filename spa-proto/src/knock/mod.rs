@@ -1,7 +1,9 @@
 //! Knock sequences, sans-IO: classic knockd sequences (fixed, with TCP-flag
 //! rules, one-time lists) and the rotating per-user sequences of PROTOCOL §4.
 //!
-//! The daemon feeds [`Knocker::on_packet`] every captured packet on a port of
+//! The daemon tells the knocker this host's addresses
+//! ([`Knocker::set_local_addresses`]: knocks sent elsewhere do not count),
+//! feeds [`Knocker::on_packet`] every captured packet on a port of
 //! [`Knocker::ports`], calls [`Knocker::handle_timeout`] at
 //! [`Knocker::poll_timeout`], and carries out the [`KnockOutcome`]s: opening
 //! doors, persisting used rotating steps, commenting out used one-time
@@ -9,6 +11,7 @@
 //! opens a socket or touches a file.
 
 mod attempts;
+mod destination;
 mod doors;
 mod error;
 mod knocker;

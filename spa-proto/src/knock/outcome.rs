@@ -12,6 +12,10 @@ use crate::names::DoorName;
 pub struct KnockPacket {
     /// Source address (IPv4-mapped IPv6 counts as the IPv4 address).
     pub src: IpAddr,
+    /// Destination address: a knock counts only if it is one of this host's
+    /// addresses (`Knocker::set_local_addresses`) or, for a classic door
+    /// with a `target`, one of the target's addresses.
+    pub dst: IpAddr,
     /// TCP or UDP.
     pub transport: Transport,
     /// Destination port: the port knocked.

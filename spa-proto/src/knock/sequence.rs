@@ -1,6 +1,7 @@
 //! Classic knock sequences as knockd writes them: a step is `7000`,
-//! `7000:tcp` or `9000:udp`; a sequence is steps separated by commas or
-//! spaces; a one-time sequence file holds one sequence per line, with used
+//! `7000:tcp` or `9000:udp`; a sequence is steps separated by commas
+//! (blanks around a step are fine; ports separated only by blanks are
+//! refused, because knockd would read the first one alone); a one-time sequence file holds one sequence per line, with used
 //! lines and comments starting with '#'. Owns parsing and the textual edit
 //! that marks a one-time sequence used; never touches a file itself.
 
@@ -102,6 +103,10 @@ fn parse_step(item: &str) -> Result<KnockStep, (usize, KnockSyntaxErrorKind)> {
             (port_text.trim_end(), transport)
         }
     };
+    if port_text.contains(|c: char| c.is_ascii_whitespace()) {
+        let first = port_text.split_whitespace().next().unwrap_or_default();
+        return Err((0, KnockSyntaxErrorKind::BlankSeparated(first.to_owned())));
+    }
     let port = port_text
         .parse::<u16>()
         .ok()
@@ -110,57 +115,37 @@ fn parse_step(item: &str) -> Result<KnockStep, (usize, KnockSyntaxErrorKind)> {
     Ok(KnockStep { port, transport })
 }
 
-/// Parses a sequence such as `7000,8000:udp,9000` or `7000 8000 9000`
-/// (commas and/or blanks separate steps). An empty sequence is an error.
+/// Parses a sequence such as `7000,8000:udp,9000`, reading it as knockd
+/// does (commas separate steps, blanks around a step are ignored) or
+/// refusing what knockd would misread: an empty step between commas (port 0
+/// to knockd) and ports separated only by blanks (knockd keeps the first).
+/// An empty sequence is an error.
 pub fn parse_sequence(text: &str) -> Result<Vec<KnockStep>, KnockSyntaxError> {
-    let mut steps = Vec::new();
-    for (offset, item) in split_items(text) {
-        let step =
-            parse_step(item).map_err(|(at, kind)| KnockSyntaxError::at(text, offset + at, kind))?;
-        steps.push(step);
-    }
-    if steps.is_empty() {
+    if text.trim().is_empty() {
         return Err(KnockSyntaxError::at(
             text,
             0,
             KnockSyntaxErrorKind::EmptySequence,
         ));
     }
-    Ok(steps)
-}
-
-/// The non-empty items of `text` between commas and blanks, with the byte
-/// offset where each starts. `7000 : udp` stays one item.
-fn split_items(text: &str) -> Vec<(usize, &str)> {
-    let mut items = Vec::new();
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b',' || bytes[i].is_ascii_whitespace() {
-            i += 1;
-            continue;
+    let mut steps = Vec::new();
+    let mut offset = 0;
+    for raw in text.split(',') {
+        let start = offset + (raw.len() - raw.trim_start().len());
+        offset += raw.len() + 1;
+        let item = raw.trim();
+        if item.is_empty() {
+            return Err(KnockSyntaxError::at(
+                text,
+                start,
+                KnockSyntaxErrorKind::EmptyStep,
+            ));
         }
-        let start = i;
-        while i < bytes.len() && bytes[i] != b',' {
-            // A blank ends the item unless a ':' joins it to a transport.
-            if bytes[i].is_ascii_whitespace() {
-                let mut j = i;
-                while j < bytes.len() && bytes[j].is_ascii_whitespace() {
-                    j += 1;
-                }
-                let colon_next = j < bytes.len() && bytes[j] == b':';
-                let after_colon = text[start..i].ends_with(':');
-                if !(colon_next || after_colon) {
-                    break;
-                }
-                i = j;
-                continue;
-            }
-            i += 1;
-        }
-        items.push((start, text[start..i].trim_end()));
+        let step =
+            parse_step(item).map_err(|(at, kind)| KnockSyntaxError::at(text, start + at, kind))?;
+        steps.push(step);
     }
-    items
+    Ok(steps)
 }
 
 /// Whether a line of a one-time sequence file is a sequence (not blank, not
@@ -237,24 +222,42 @@ mod tests {
     }
 
     #[test]
-    fn sequences_split_on_commas_and_blanks() {
+    fn sequences_split_on_commas_as_knockd_reads_them() {
         let want = vec![
             KnockStep::tcp(7000),
             KnockStep::udp(8000),
             KnockStep::tcp(9000),
         ];
         assert_eq!(parse_sequence("7000,8000:udp,9000"), Ok(want.clone()));
-        assert_eq!(parse_sequence(" 7000, 8000 : udp  9000 "), Ok(want.clone()));
-        assert_eq!(parse_sequence("7000 8000:udp\t9000"), Ok(want));
+        assert_eq!(parse_sequence(" 7000, 8000 : udp ,\t9000 "), Ok(want));
         let e = parse_sequence("7000,80x0,9000").err();
         assert_eq!(e.map(|e| (e.line, e.column)), Some((1, 6)));
-        let e = parse_sequence(" , ").err();
+        let e = parse_sequence("  ").err();
         assert_eq!(e.map(|e| e.kind), Some(KnockSyntaxErrorKind::EmptySequence));
     }
 
     #[test]
+    fn what_knockd_would_misread_is_refused_with_the_reason() {
+        // knockd's atoi reads "7000 8000" as port 7000 alone.
+        let e = parse_sequence("7000 8000:udp,9000").err();
+        assert_eq!(
+            e.map(|e| (e.column, e.kind)),
+            Some((1, KnockSyntaxErrorKind::BlankSeparated("7000".into())))
+        );
+        // An empty step is port 0 to knockd.
+        for (text, column) in [("7000,,8000", 6), ("7000,8000,", 11), (" , ", 2)] {
+            let e = parse_sequence(text).err();
+            assert_eq!(
+                e.map(|e| (e.column, e.kind)),
+                Some((column, KnockSyntaxErrorKind::EmptyStep)),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
     fn one_time_files_skip_used_lines_and_mark_them() {
-        let text = "# smtp sequences\n 1000,2000,3000\n#1001,2001,3001\n\n 1002 2002:udp 3002\n";
+        let text = "# smtp sequences\n 1000,2000,3000\n#1001,2001,3001\n\n 1002, 2002:udp ,3002\n";
         let seqs = parse_one_time_file(text);
         let first = vec![
             KnockStep::tcp(1000),
@@ -271,7 +274,7 @@ mod tests {
         let after = comment_out_one_time(text, &first);
         assert_eq!(
             after.as_deref(),
-            Some("# smtp sequences\n# 1000,2000,3000\n#1001,2001,3001\n\n 1002 2002:udp 3002\n")
+            Some("# smtp sequences\n# 1000,2000,3000\n#1001,2001,3001\n\n 1002, 2002:udp ,3002\n")
         );
         assert_eq!(
             after.as_deref().map(parse_one_time_file),

@@ -50,9 +50,27 @@ impl TcpFlagsRule {
         (required & excluded == 0).then_some(TcpFlagsRule { required, excluded })
     }
 
-    /// Whether a TCP packet with these flags counts as a knock.
+    /// Whether a TCP packet with these flags counts as a knock. knockd's
+    /// rule: every listed flag set, `!flag` clear, flags not listed free
+    /// (so `syn` accepts a SYN+ACK).
     pub fn matches(&self, tcp_flags: u8) -> bool {
         tcp_flags & self.required == self.required && tcp_flags & self.excluded == 0
+    }
+
+    /// The flags that must be set.
+    pub fn required(&self) -> u8 {
+        self.required
+    }
+
+    /// The flags that must be clear.
+    pub fn excluded(&self) -> u8 {
+        self.excluded
+    }
+
+    /// Whether every packet this rule accepts is a SYN without ACK, so a
+    /// capture filter that passes only those loses no knock for it.
+    pub fn accepts_only_syn_without_ack(&self) -> bool {
+        self.required & TCP_SYN != 0 && self.excluded & TCP_ACK != 0
     }
 }
 
@@ -127,6 +145,31 @@ mod tests {
         assert_eq!(" SYN , ! ack ".parse(), Ok(TcpFlagsRule::SYN_NOT_ACK));
         let r: Result<TcpFlagsRule, _> = "fin,!syn,!ack,urg".parse();
         assert_eq!(r.map(|r| r.to_string()).as_deref(), Ok("fin,urg,!syn,!ack"));
+    }
+
+    #[test]
+    fn tcpflags_listed_flags_must_be_set_unlisted_are_free_negated_must_be_clear() {
+        let rule = |s: &str| {
+            s.parse::<TcpFlagsRule>()
+                .unwrap_or(TcpFlagsRule::SYN_NOT_ACK)
+        };
+        // `syn`: SYN set; ACK, PSH … free.
+        let syn = rule("syn");
+        assert!(syn.matches(TCP_SYN | TCP_ACK));
+        assert!(syn.matches(TCP_SYN | TCP_PSH | TCP_URG));
+        assert!(!syn.matches(TCP_ACK | TCP_FIN));
+        // `fin,!ack`: FIN set, ACK clear, the rest free.
+        let fin = rule("fin,!ack");
+        assert!(fin.matches(TCP_FIN));
+        assert!(fin.matches(TCP_FIN | TCP_SYN | TCP_URG));
+        assert!(!fin.matches(TCP_FIN | TCP_ACK));
+        assert!(!fin.matches(TCP_SYN));
+        // Which rules a SYN-only capture filter serves without losing knocks.
+        assert!(!syn.accepts_only_syn_without_ack());
+        assert!(!fin.accepts_only_syn_without_ack());
+        assert!(rule("syn,!ack").accepts_only_syn_without_ack());
+        assert!(rule("syn,!ack,!rst").accepts_only_syn_without_ack());
+        assert_eq!((syn.required(), syn.excluded()), (TCP_SYN, 0));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::net::IpAddr;
 
+use super::destination::LocalAddresses;
 use super::doors::{ClassicDoor, RotatingDoor};
 use super::outcome::KnockPacket;
 use super::rotating::derive_sequence;
@@ -42,13 +44,18 @@ pub(crate) struct Track {
     pub(crate) key: TrackKey,
     pub(crate) steps: Vec<KnockStep>,
     rule: Option<TcpFlagsRule>,
+    /// The door's `target` (empty: this host's addresses).
+    target: Vec<IpAddr>,
 }
 
 impl Track {
-    /// Whether the packet is a knock at all for this track's door: UDP
-    /// always is; TCP must pass the door's flags rule.
-    pub(crate) fn counts(&self, pkt: &KnockPacket) -> bool {
-        pkt.transport == Transport::Udp || self.rule.is_none_or(|r| r.matches(pkt.tcp_flags))
+    /// Whether the packet is a knock at all for this track's door: it must
+    /// be sent to the door's destination (its target, else this host), and
+    /// a TCP packet must pass the door's flags rule (UDP always does).
+    pub(crate) fn counts(&self, pkt: &KnockPacket, local: &LocalAddresses) -> bool {
+        local.admits(pkt.dst, &self.target)
+            && (pkt.transport == Transport::Udp
+                || self.rule.is_none_or(|r| r.matches(pkt.tcp_flags)))
     }
 }
 
@@ -94,6 +101,7 @@ impl TrackTable {
                 key,
                 steps: steps.clone(),
                 rule: src.door.tcpflags,
+                target: src.door.target.clone(),
             });
         }
         let steps_window = [step.checked_sub(1), Some(step), step.checked_add(1)];
@@ -115,7 +123,12 @@ impl TrackTable {
                             None => continue,
                         },
                     };
-                    tracks.push(Track { key, steps, rule });
+                    tracks.push(Track {
+                        key,
+                        steps,
+                        rule,
+                        target: Vec::new(),
+                    });
                 }
             }
         }

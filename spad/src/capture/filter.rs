@@ -19,7 +19,9 @@ pub struct FilterSpec {
     /// accepted, unless `knock_tcp_any_flags`).
     pub knock_tcp_ports: Vec<u16>,
     /// Let TCP packets to knock ports through whatever their flags: for doors
-    /// whose `tcpflags` rule a plain SYN does not satisfy (knockd's `fin`, …).
+    /// whose `tcpflags` rule accepts packets other than a SYN without ACK
+    /// (knockd's `syn` accepts a SYN+ACK, `fin` a FIN, …): see
+    /// `Config::knock_tcp_any_flags`, the one place that decides it.
     pub knock_tcp_any_flags: bool,
     /// Destination ports of classic UDP knocks.
     pub knock_udp_ports: Vec<u16>,

@@ -14,6 +14,7 @@ use pnet::packet::ipv6::Ipv6Packet;
 use pnet::packet::tcp::TcpPacket;
 use pnet::packet::udp::UdpPacket;
 use pnet::packet::vlan::VlanPacket;
+use spa_proto::knock::{self, KnockPacket};
 use spa_proto::packet::canonical_ip;
 
 /// The transport header of a captured packet.
@@ -59,6 +60,28 @@ pub struct Captured<'a> {
     pub transport: Transport,
     /// The UDP payload or TCP segment data (no padding, no headers).
     pub payload: &'a [u8],
+}
+
+impl Captured<'_> {
+    /// The packet as the knock state machine takes it (source and
+    /// destination address, ports, TCP flags and sequence number), or `None`
+    /// for a datagram to the SPA port `spa_port`, which is the verifier's.
+    pub fn knock_packet(&self, spa_port: u16) -> Option<KnockPacket> {
+        let (transport, tcp_flags, tcp_seq) = match self.transport {
+            Transport::Udp { dst_port, .. } if dst_port == spa_port => return None,
+            Transport::Udp { .. } => (knock::Transport::Udp, 0, 0),
+            Transport::Tcp { flags, seq, .. } => (knock::Transport::Tcp, flags, seq),
+        };
+        Some(KnockPacket {
+            src: self.src,
+            dst: self.dst,
+            transport,
+            dst_port: self.transport.dst_port(),
+            tcp_flags,
+            src_port: self.transport.src_port(),
+            tcp_seq,
+        })
+    }
 }
 
 /// Parses an Ethernet II frame (as AF_PACKET SOCK_RAW delivers it, also on `lo`).
@@ -277,6 +300,48 @@ mod tests {
     use std::net::Ipv6Addr;
 
     const SPA: u16 = 62210;
+
+    #[test]
+    fn knock_packets_carry_both_addresses_and_spa_datagrams_are_not_knocks() {
+        let frame = ipv6(CLIENT6, SERVER6, TCP, &tcp(5555, 7000, 0x12, 99, b""));
+        let knock = parse_frame(&frame).and_then(|c| c.knock_packet(SPA));
+        assert_eq!(
+            knock,
+            Some(KnockPacket {
+                src: CLIENT6.into(),
+                dst: SERVER6.into(),
+                transport: knock::Transport::Tcp,
+                dst_port: 7000,
+                tcp_flags: 0x12,
+                src_port: 5555,
+                tcp_seq: 99,
+            })
+        );
+        let udp_knock = ipv4(
+            CLIENT4,
+            SERVER4,
+            UDP,
+            DONT_FRAGMENT,
+            &[],
+            &udp(1, 9000, b""),
+            None,
+        );
+        let knock = parse_frame(&udp_knock).and_then(|c| c.knock_packet(SPA));
+        assert_eq!(
+            knock.map(|k| (k.dst, k.transport)),
+            Some((SERVER4.into(), knock::Transport::Udp))
+        );
+        let spa = ipv4(
+            CLIENT4,
+            SERVER4,
+            UDP,
+            DONT_FRAGMENT,
+            &[],
+            &udp(1, SPA, b"x"),
+            None,
+        );
+        assert_eq!(parse_frame(&spa).and_then(|c| c.knock_packet(SPA)), None);
+    }
 
     #[test]
     fn udp_over_ipv4() {

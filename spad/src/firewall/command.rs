@@ -4,6 +4,9 @@
 //! each run under a time limit with its exit status logged. spad adds no
 //! drop rule for these doors: the commands manage the firewall themselves.
 //!
+//! An IPv6 knocker gets the door's IPv6 templates when it has them
+//! (knockd's `start_command_6` / `stop_command_6`), the others otherwise.
+//!
 //! Placeholders: `%IP%` (as in knockd) and `{ip}`, `{door}`, `{port}`,
 //! `{proto}`, `{seconds}`; `{{` and `}}` stand for literal braces. A
 //! template that uses `{port}` or `{proto}` runs once per port of the door,
@@ -11,6 +14,8 @@
 
 use std::net::IpAddr;
 use std::time::Duration;
+
+use spa_proto::packet::canonical_ip;
 
 use super::error::FirewallError;
 use super::runner::{brief, Runner};
@@ -67,6 +72,10 @@ pub struct CommandTemplates {
     pub open: Vec<String>,
     /// Run to close it; `None` when the open command arranges closing itself.
     pub close: Option<Vec<String>>,
+    /// Run instead of `open` for an IPv6 address (knockd's start_command_6).
+    pub open6: Option<Vec<String>>,
+    /// Run instead of `close` for an IPv6 address (knockd's stop_command_6).
+    pub close6: Option<Vec<String>>,
     /// Each run is killed (with its process group) past this.
     pub timeout: Duration,
 }
@@ -88,8 +97,41 @@ impl CommandTemplates {
         Ok(CommandTemplates {
             open,
             close,
+            open6: None,
+            close6: None,
             timeout,
         })
+    }
+
+    /// The same templates with IPv6 variants (knockd's `start_command_6`,
+    /// `stop_command_6`), checked like the others.
+    pub fn with_ipv6(
+        mut self,
+        open6: Option<&str>,
+        close6: Option<&str>,
+    ) -> Result<CommandTemplates, TemplateError> {
+        self.open6 = open6
+            .map(|text| split_checked(text, "IPv6 open"))
+            .transpose()?;
+        self.close6 = close6
+            .map(|text| split_checked(text, "IPv6 close"))
+            .transpose()?;
+        Ok(self)
+    }
+
+    /// The template to run for `ip`: `open` (`which == "open"`) or close,
+    /// the IPv6 variant for an IPv6 address when there is one (as knockd
+    /// falls back to the IPv4 command). `None`: no close command.
+    pub fn for_address(&self, which: &str, ip: IpAddr) -> Option<&[String]> {
+        let v6 = canonical_ip(ip).is_ipv6();
+        let (v4_template, v6_template) = match which {
+            "open" => (Some(&self.open), self.open6.as_ref()),
+            _ => (self.close.as_ref(), self.close6.as_ref()),
+        };
+        match v6_template {
+            Some(t) if v6 => Some(t.as_slice()),
+            _ => v4_template.map(Vec::as_slice),
+        }
     }
 
     /// True when a template uses `{port}` or `{proto}` (runs once per port).
@@ -105,7 +147,10 @@ impl CommandTemplates {
                     .unwrap_or(false)
             })
         };
-        uses(&self.open) || self.close.as_deref().is_some_and(uses)
+        uses(&self.open)
+            || self.close.as_deref().is_some_and(uses)
+            || self.open6.as_deref().is_some_and(uses)
+            || self.close6.as_deref().is_some_and(uses)
     }
 }
 
@@ -319,15 +364,9 @@ pub(crate) fn run_template(
     ip: IpAddr,
     seconds: u32,
 ) -> Result<(), FirewallError> {
-    let template = match which {
-        "open" => &templates.open,
-        _ => match &templates.close {
-            Some(close) => close,
-            None => {
-                tracing::debug!(door, %ip, "door has no close command; nothing to run");
-                return Ok(());
-            }
-        },
+    let Some(template) = templates.for_address(which, ip) else {
+        tracing::debug!(door, %ip, "door has no close command; nothing to run");
+        return Ok(());
     };
     let per_port: Vec<Option<PortSpec>> = if templates.uses_ports() {
         ports.iter().copied().map(Some).collect()
@@ -405,6 +444,35 @@ mod tests {
         );
         assert_eq!(words(r#"a "q\"d" '' b"#), ["a", "q\"d", "", "b"]);
         assert_eq!(words("   "), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_ipv6_knocker_gets_the_ipv6_commands_and_the_ipv4_ones_otherwise() {
+        let t = CommandTemplates::parse("open4 %IP%", Some("close4 %IP%"), Duration::from_secs(1))
+            .unwrap()
+            .with_ipv6(Some("open6 %IP%"), None)
+            .unwrap();
+        let v4: IpAddr = "10.0.0.7".parse().unwrap();
+        let v6: IpAddr = "2001:db8::7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.7".parse().unwrap();
+        let first = |which, ip| t.for_address(which, ip).map(|argv| argv[0].clone());
+        assert_eq!(first("open", v4).as_deref(), Some("open4"));
+        assert_eq!(first("open", mapped).as_deref(), Some("open4"));
+        assert_eq!(first("open", v6).as_deref(), Some("open6"));
+        // No stop_command_6: IPv6 falls back to the IPv4 close, as in knockd.
+        assert_eq!(first("close", v6).as_deref(), Some("close4"));
+        let none = CommandTemplates::parse("x", None, Duration::from_secs(1)).unwrap();
+        assert_eq!(none.for_address("close", v6), None);
+        assert_eq!(
+            CommandTemplates::parse("x", None, Duration::from_secs(1))
+                .unwrap()
+                .with_ipv6(None, Some("c6 {bogus}")),
+            Err(TemplateError::UnknownPlaceholder {
+                which: "IPv6 close",
+                name: "bogus".into(),
+                argument: 1
+            })
+        );
     }
 
     #[test]
