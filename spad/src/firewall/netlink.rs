@@ -285,10 +285,7 @@ impl NetlinkSocket {
                         })
                         .join()
                         .unwrap_or_else(|_| {
-                            Err(std::io::Error::new(
-                                std::io::ErrorKind::Other,
-                                "the namespace thread panicked",
-                            ))
+                            Err(std::io::Error::other("the namespace thread panicked"))
                         })
                 })?
             }
