@@ -271,23 +271,7 @@ impl NetlinkSocket {
                 let file = File::open(&path).map_err(|err| {
                     std::io::Error::new(err.kind(), format!("cannot open {path}: {err}"))
                 })?;
-                std::thread::scope(|scope| {
-                    scope
-                        .spawn(|| {
-                            nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                                .map_err(|err| {
-                                std::io::Error::new(
-                                    std::io::ErrorKind::Other,
-                                    format!("cannot enter network namespace {name:?}: {err}"),
-                                )
-                            })?;
-                            open_fd(groups)
-                        })
-                        .join()
-                        .unwrap_or_else(|_| {
-                            Err(std::io::Error::other("the namespace thread panicked"))
-                        })
-                })?
+                open_fd_in_netns(&file, name, groups)?
             }
         };
         let addr: NetlinkAddr = getsockname(fd.as_raw_fd()).map_err(std::io::Error::from)?;
@@ -333,6 +317,23 @@ impl NetlinkSocket {
             }
         }
     }
+}
+
+/// Opens the socket on a short-lived thread that entered the namespace
+/// `netns` (open as `file`); the socket stays in that namespace.
+fn open_fd_in_netns(file: &File, netns: &str, groups: u32) -> std::io::Result<OwnedFd> {
+    let in_netns = || {
+        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(|err| {
+            std::io::Error::other(format!("cannot enter network namespace {netns:?}: {err}"))
+        })?;
+        open_fd(groups)
+    };
+    std::thread::scope(|scope| {
+        scope
+            .spawn(in_netns)
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the namespace thread panicked")))
+    })
 }
 
 fn open_fd(groups: u32) -> std::io::Result<OwnedFd> {
