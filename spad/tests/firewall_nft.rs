@@ -376,3 +376,34 @@ fn the_netlink_batches_write_the_ruleset_the_nft_script_writes() {
     assert!(from_script.contains("timeout 1h"), "{from_script}");
     assert_eq!(from_netlink, from_script);
 }
+
+/// A large door set is one transaction of about a thousand messages (each
+/// two-port rule needs an anonymous set and its elements): it goes through,
+/// reads back as set up, and a batch of 2,000 opens goes through too.
+#[test]
+fn a_large_setup_and_a_large_batch_go_through_in_one_transaction_each() {
+    let lab = Lab::new();
+    let names: Vec<String> = (0..150).map(|n| format!("door{n}")).collect();
+    let doors: Vec<DoorSpec> = names
+        .iter()
+        .enumerate()
+        .map(|(n, name)| {
+            let a = format!("tcp/{}", 10_000 + 2 * n);
+            let b = format!("tcp/{}", 10_001 + 2 * n);
+            nft_door(name, &[a.as_str(), b.as_str()])
+        })
+        .collect();
+    let mut fw = Firewall::setup(settings(&lab, true), &doors).unwrap();
+    assert!(fw.check_intact().unwrap(), "the table reads back as set up");
+    let listed = ruleset(&lab);
+    assert_eq!(listed.matches(" accept\n").count(), 300 + 1, "{listed}");
+    let addrs: Vec<std::net::IpAddr> = (0..2000u32)
+        .map(|n| std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a10_0000 + n)))
+        .collect();
+    let opens: Vec<(&str, std::net::IpAddr, u32)> =
+        addrs.iter().map(|a| ("door7", *a, 120)).collect();
+    let results = fw.open_many(&opens);
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(set(&lab, "door7_v4").matches("timeout 2m").count(), 2000);
+    fw.teardown().unwrap();
+}

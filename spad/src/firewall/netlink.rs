@@ -143,6 +143,13 @@ impl MsgWriter {
         self.buf[at..at + 2].copy_from_slice(&len.to_ne_bytes());
     }
 
+    /// Adds `flags` to the header of the message begun last.
+    pub fn add_flags_to_last(&mut self, flags: u16) {
+        let at = self.msg_start + 6;
+        let old = u16::from_ne_bytes([self.buf[at], self.buf[at + 1]]);
+        self.buf[at..at + 2].copy_from_slice(&(old | flags).to_ne_bytes());
+    }
+
     /// Everything written so far.
     pub fn bytes(&self) -> &[u8] {
         &self.buf
@@ -153,6 +160,9 @@ impl MsgWriter {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Msg<'a> {
     pub msg_type: u16,
+    /// `NLM_F_*` (read by the encoding tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub flags: u16,
     pub seq: u32,
     pub portid: u32,
     /// Everything after `nlmsghdr`.
@@ -195,6 +205,7 @@ pub(crate) fn messages(mut buf: &[u8]) -> impl Iterator<Item = Msg<'_>> {
         }
         let msg = Msg {
             msg_type: u16::from_ne_bytes([buf[4], buf[5]]),
+            flags: u16::from_ne_bytes([buf[6], buf[7]]),
             seq: word(8),
             portid: word(12),
             payload: &buf[NLMSG_HDRLEN..len],
@@ -257,6 +268,8 @@ pub(crate) struct NetlinkSocket {
     /// requests carry it.
     portid: u32,
     buf: Vec<u8>,
+    /// The largest datagram the send buffer was sized for.
+    send_capacity: usize,
 }
 
 impl NetlinkSocket {
@@ -279,6 +292,7 @@ impl NetlinkSocket {
             fd,
             portid: addr.pid(),
             buf: Vec::new(),
+            send_capacity: 0,
         })
     }
 
@@ -287,8 +301,20 @@ impl NetlinkSocket {
         self.portid
     }
 
-    /// Sends `bytes` (one or more messages) in one datagram.
-    pub fn send(&self, bytes: &[u8]) -> std::io::Result<()> {
+    /// Sends `bytes` (one or more messages) in one datagram: a batch must
+    /// reach the kernel whole, so the send buffer grows to fit it (the
+    /// kernel refuses a datagram larger than the buffer with EMSGSIZE).
+    pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if bytes.len() > self.send_capacity {
+            // The kernel doubles the value for its bookkeeping; ask for the
+            // datagram size plus room. As root (CAP_NET_ADMIN) past
+            // net.core.wmem_max, else up to it.
+            let wanted = (bytes.len() + 64 * 1024).max(256 * 1024);
+            if setsockopt(&self.fd, sockopt::SndBufForce, &wanted).is_err() {
+                setsockopt(&self.fd, sockopt::SndBuf, &wanted)?;
+            }
+            self.send_capacity = wanted;
+        }
         let sent = send(self.fd.as_raw_fd(), bytes, MsgFlags::empty())?;
         if sent != bytes.len() {
             return Err(std::io::Error::new(

@@ -125,6 +125,7 @@ const SET_USERDATA: [u8; 6] = [0, 4, 2, 0, 0, 0];
 const ANON_SET_NAME: &str = "__set%d";
 
 /// A batch being written: its messages and which op each one came from.
+/// Only the last message asks for an ack.
 #[derive(Debug)]
 pub(crate) struct Batch {
     pub writer: MsgWriter,
@@ -143,7 +144,7 @@ impl Batch {
         self.seqs.push((seq, op));
         self.writer.begin_msg(
             nft_type(cmd),
-            nlmsg::F_REQUEST | nlmsg::F_ACK | flags,
+            nlmsg::F_REQUEST | flags,
             seq,
             NFPROTO_INET,
             0,
@@ -170,6 +171,11 @@ pub(crate) fn encode(table: &str, ops: &[NftOp], seq: u32) -> Batch {
     for (index, op) in ops.iter().enumerate() {
         encode_op(&mut batch, table, index, op);
     }
+    // The kernel reports every refused message; the last one also acks
+    // success, so the reader knows the whole batch was answered (nfnetlink
+    // answers in message order) without an ack per message filling its
+    // receive buffer.
+    batch.writer.add_flags_to_last(nlmsg::F_ACK);
     let end_seq = batch.next_seq;
     batch_marker(&mut batch.writer, nfnl::MSG_BATCH_END, end_seq);
     batch.next_seq = end_seq.wrapping_add(1);
@@ -613,7 +619,7 @@ mod tests {
     }
 
     #[test]
-    fn every_message_of_a_batch_asks_for_an_ack_and_maps_back_to_its_op() {
+    fn the_last_message_of_a_batch_asks_for_the_ack_and_each_maps_back_to_its_op() {
         let ops = [
             NftOp::AddTable,
             NftOp::AddRule(Rule::Drop {
@@ -638,6 +644,8 @@ mod tests {
                 nfnl::MSG_BATCH_END
             ]
         );
+        let acked: Vec<bool> = sent.iter().map(|m| m.flags & nlmsg::F_ACK != 0).collect();
+        assert_eq!(acked, [false, false, false, false, true, false]);
         let anon = sent[2].attrs();
         assert_eq!(anon.string(set::NAME), Some("__set%d"));
         assert_eq!(anon.get(set::FLAGS), Some(&[0, 0, 0, 3][..]));
