@@ -261,7 +261,6 @@ impl<'a> Attrs<'a> {
 }
 
 /// A NETLINK_NETFILTER socket.
-#[derive(Debug)]
 pub(crate) struct NetlinkSocket {
     fd: OwnedFd,
     /// The port id the kernel gave this socket: events caused by its
@@ -270,6 +269,15 @@ pub(crate) struct NetlinkSocket {
     buf: Vec<u8>,
     /// The largest datagram the send buffer was sized for.
     send_capacity: usize,
+}
+
+impl std::fmt::Debug for NetlinkSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetlinkSocket")
+            .field("fd", &self.fd)
+            .field("portid", &self.portid)
+            .finish_non_exhaustive()
+    }
 }
 
 impl NetlinkSocket {
@@ -328,7 +336,10 @@ impl NetlinkSocket {
     /// Receives one datagram (blocking, or not with `dont_wait`); `None`
     /// when nothing is waiting (`dont_wait`) or the receive timeout ran out.
     pub fn recv(&mut self, dont_wait: bool) -> std::io::Result<Option<&[u8]>> {
-        self.buf.resize(RECV_BUFFER, 0);
+        if self.buf.is_empty() {
+            // Allocated zeroed on first use: untouched pages cost no memory.
+            self.buf = vec![0; RECV_BUFFER];
+        }
         let flags = if dont_wait {
             MsgFlags::MSG_DONTWAIT
         } else {

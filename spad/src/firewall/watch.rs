@@ -56,7 +56,8 @@ impl FirewallWatch {
 
     /// Blocks until a relevant change happened, then swallows the rest of
     /// that burst (a `nft flush ruleset` is dozens of events) and returns
-    /// what it saw first, for the log: e.g. "table inet spad deleted".
+    /// what it saw first, for the log: e.g. "table inet spad was deleted by
+    /// netlink port 4242" (the port is the changing process's, often its pid).
     /// Lost events (the socket's queue overflowed) count as a change.
     pub fn wait(&mut self) -> Result<String, FirewallError> {
         let mut seen: Option<String> = None;
@@ -113,10 +114,11 @@ fn describe(event: &Msg<'_>, own_portid: u32, table: &str, iptables: bool) -> Op
         _ => return None,
     };
     let verb = if deleted { "deleted" } else { "added" };
-    Some(format!(
-        "a {object} of table {family} {name} was {verb} (netlink port {})",
-        event.portid
-    ))
+    let by = event.portid;
+    Some(match object {
+        "table" => format!("table {family} {name} was {verb} by netlink port {by}"),
+        _ => format!("table {family} {name}: a {object} was {verb} by netlink port {by}"),
+    })
 }
 
 #[cfg(test)]
@@ -143,11 +145,11 @@ mod tests {
     #[test]
     fn only_others_changes_to_spads_tables_count() {
         let deleted = check(&event(msg::DELTABLE, NFPROTO_INET, "spad", 5), false).unwrap();
+        assert_eq!(deleted, "table inet spad was deleted by netlink port 5");
         assert_eq!(
-            deleted,
-            "a table of table inet spad was deleted (netlink port 5)"
+            check(&event(msg::DELRULE, NFPROTO_INET, "spad", 5), false).unwrap(),
+            "table inet spad: a rule was deleted by netlink port 5"
         );
-        assert!(check(&event(msg::DELRULE, NFPROTO_INET, "spad", 5), false).is_some());
         // spad's own batches, other tables, element changes: no news.
         assert!(check(&event(msg::DELTABLE, NFPROTO_INET, "spad", 77), false).is_none());
         assert!(check(&event(msg::DELTABLE, NFPROTO_INET, "other", 5), false).is_none());
