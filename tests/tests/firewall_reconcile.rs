@@ -254,8 +254,9 @@ fn nft_flush_ruleset_also_repairs_the_iptables_backend() {
     scenario(BackendKind::Iptables, true, "nft flush ruleset");
 }
 
-/// Nothing happening: the watch sleeps in the kernel and reports nothing,
-/// while an unrelated table's changes are not news either.
+/// Nothing of spad's changing: the watch sleeps in the kernel and reports
+/// nothing — not for another table, spad's own batches, nor doors timing
+/// out.
 #[test]
 fn the_watch_stays_quiet_when_nothing_of_spads_changes() {
     let net = Net::new().expect("test network");
@@ -280,6 +281,14 @@ fn the_watch_stays_quiet_when_nothing_of_spads_changes() {
     assert!(
         events.recv_timeout(Duration::from_secs(1)).is_err(),
         "neither another table nor spad's own opens are news"
+    );
+    // Doors the kernel closes on time (element timeouts, garbage
+    // collection) are not news either.
+    fw.open("ssh", IpAddr::V4(Ipv4Addr::new(10, 9, 1, 1)), 1)
+        .expect("open");
+    assert!(
+        events.recv_timeout(Duration::from_millis(3500)).is_err(),
+        "an element timing out woke the watch"
     );
     fw.teardown().expect("teardown");
     assert!(
