@@ -121,8 +121,9 @@ impl Firewall {
     ) -> Result<Firewall, FirewallError> {
         check_table_name(&settings.table)?;
         check_doors(doors)?;
+        let plan = Plan::of(&settings, doors);
         let mut firewall = Firewall {
-            nft: NftTransport::open(engine, settings.netns.as_deref())?,
+            nft: NftTransport::open(engine, settings.netns.as_deref(), plan.nft)?,
             runner: Runner::new(settings.netns.clone()),
             iptables: Iptables::new(&settings.table),
             plan: Plan::of(&settings, &[]),
@@ -132,7 +133,6 @@ impl Firewall {
             iptables_in_use: Arc::new(AtomicBool::new(false)),
             timer_open: BTreeMap::new(),
         };
-        let plan = Plan::of(&firewall.settings, doors);
         let result = firewall.install_fresh(plan, doors);
         firewall.set_doors(doors);
         if let Err(err) = result {

@@ -48,27 +48,39 @@ pub(crate) struct TableState {
     pub sets: Vec<String>,
 }
 
-/// The engine in use, with its netlink socket (always open: it answers
-/// queries and its port id tells spad's own events apart).
+/// The engine in use, with its netlink socket (it answers queries and its
+/// port id tells spad's own events apart).
 #[derive(Debug)]
 pub(crate) struct NftTransport {
     engine: NftEngine,
-    socket: NetlinkSocket,
+    /// `Err` (why) only when no door needed nftables at setup: a door set of
+    /// command doors must not need nf_tables in the kernel.
+    socket: Result<NetlinkSocket, String>,
+    /// Where the socket lives (to retry opening it).
+    netns: Option<String>,
     seq: u32,
 }
 
 impl NftTransport {
     /// Opens the netlink socket (in `netns` when set) and picks `wanted`,
-    /// netlink by default.
-    pub fn open(wanted: Option<NftEngine>, netns: Option<&str>) -> Result<Self, FirewallError> {
-        let socket = NetlinkSocket::open(netns, 0).map_err(|err| {
-            FirewallError::NftNetlink(format!("cannot open a NETLINK_NETFILTER socket: {err}"))
-        })?;
+    /// netlink by default. Failing to open the socket is an error only when
+    /// `required` (some door or the stealth rule uses nftables).
+    pub fn open(
+        wanted: Option<NftEngine>,
+        netns: Option<&str>,
+        required: bool,
+    ) -> Result<Self, FirewallError> {
+        let socket = NetlinkSocket::open(netns, 0)
+            .map_err(|err| format!("cannot open a NETLINK_NETFILTER socket: {err}"));
+        if let (Err(why), true) = (&socket, required) {
+            return Err(FirewallError::NftNetlink(why.clone()));
+        }
         let engine = wanted.unwrap_or(NftEngine::Netlink);
         tracing::info!(netns = netns.unwrap_or("(own)"), "nftables: using {engine}");
         Ok(NftTransport {
             engine,
             socket,
+            netns: netns.map(str::to_owned),
             // Start somewhere the kernel never saw from this port.
             seq: 1,
         })
@@ -79,9 +91,22 @@ impl NftTransport {
         self.engine
     }
 
-    /// The netlink port id of spad's requests (events they cause carry it).
+    /// The netlink port id of spad's requests (events they cause carry
+    /// it); 0 (no filtering) without a socket.
     pub fn portid(&self) -> u32 {
-        self.socket.portid()
+        self.socket.as_ref().map_or(0, NetlinkSocket::portid)
+    }
+
+    /// The socket, opened again if it could not be at setup (a reload may
+    /// have brought the first nftables door).
+    fn socket(&mut self) -> Result<&mut NetlinkSocket, FirewallError> {
+        if self.socket.is_err() {
+            self.socket = NetlinkSocket::open(self.netns.as_deref(), 0)
+                .map_err(|err| format!("cannot open a NETLINK_NETFILTER socket: {err}"));
+        }
+        self.socket
+            .as_mut()
+            .map_err(|why| FirewallError::NftNetlink(why.clone()))
     }
 
     /// Applies `ops` on `table inet <table>` as one transaction: all of it
@@ -119,7 +144,8 @@ impl NftTransport {
         // Messages per op are at most 3 (anonymous set, elements, rule).
         let seq = self.next_seqs(ops.len() * 3 + 2);
         let batch = nft_wire::encode(table, ops, seq);
-        self.socket
+        let socket = self.socket()?;
+        socket
             .send(batch.writer.bytes())
             .map_err(|err| FirewallError::NftNetlink(format!("cannot send a batch: {err}")))?;
         let Some(&(last_seq, _)) = batch.seqs.last() else {
@@ -127,8 +153,7 @@ impl NftTransport {
         };
         let mut first_refusal: Option<(usize, i32)> = None;
         loop {
-            let datagram = self
-                .socket
+            let datagram = socket
                 .recv(false)
                 .map_err(|err| FirewallError::NftNetlink(format!("no answer to a batch: {err}")))?
                 .ok_or_else(|| FirewallError::NftNetlink("no answer to a batch".into()))?;
@@ -181,13 +206,13 @@ impl NftTransport {
         }
         w.end_msg();
         let fail = |what: &str, err: String| FirewallError::NftNetlink(format!("{what}: {err}"));
-        self.socket
+        let socket = self.socket()?;
+        socket
             .send(w.bytes())
             .map_err(|err| fail("cannot ask nftables", err.to_string()))?;
         let mut replies = Vec::new();
         loop {
-            let datagram = self
-                .socket
+            let datagram = socket
                 .recv(false)
                 .map_err(|err| fail("no answer from nftables", err.to_string()))?
                 .ok_or_else(|| fail("no answer from nftables", "timed out".into()))?;
