@@ -574,8 +574,8 @@ impl Firewall {
         for (index, result) in nft_at.into_iter().zip(self.open_many(&nft_opens)) {
             results[index] = result;
         }
-        tracing::warn!(
-            reopened = open.len(),
+        tracing::info!(
+            doors = open.len(),
             "firewall repaired: spad's setup was put back and the open doors reopened"
         );
         Ok(results)
