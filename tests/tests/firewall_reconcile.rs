@@ -296,3 +296,15 @@ fn the_watch_stays_quiet_when_nothing_of_spads_changes() {
         "spad's own teardown is not news"
     );
 }
+
+/// Not a flush: only spad's drop rule is deleted (the table, chain and sets
+/// stay), which opens the port to everyone just the same.
+#[test]
+fn a_deleted_drop_rule_is_noticed_and_repaired() {
+    scenario(
+        BackendKind::Nftables,
+        true,
+        "h=$(nft -a list chain inet spad input | awk '/tcp dport 22 drop/ {print $NF}') \
+         && nft delete rule inet spad input handle \"$h\"",
+    );
+}
