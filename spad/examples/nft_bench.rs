@@ -1,6 +1,7 @@
 //! Measures how long spad's firewall takes to open nftables doors, per
-//! engine: in-process libnftables, `nft -f -` spawned in the namespace, and
-//! `ip netns exec NS nft -f -` from outside it. Single opens (p50/p99) and
+//! engine: netlink batches (from inside the namespace and from outside it,
+//! with the socket opened in the namespace), `nft -f -` spawned in the
+//! namespace, and `ip netns exec NS nft -f -` from outside it. Single opens (p50/p99) and
 //! batches of 1,000 opens (per element). Needs root; works in a network
 //! namespace of its own, deleted at the end.
 //!
@@ -8,9 +9,9 @@
 //! cargo run --release -p spad --example nft_bench [-- SINGLE_OPENS BATCH_SIZE]
 //! ```
 //!
-//! Started without `--inside`, it creates the namespace, measures the
-//! `ip netns exec` engine from outside, then re-runs itself inside the
-//! namespace (`--inside NS`) to measure the other two.
+//! Started without `--inside`, it creates the namespace, measures both
+//! engines from outside, then re-runs itself inside the namespace
+//! (`--inside NS`) to measure them there.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
@@ -40,10 +41,10 @@ fn main() -> Result<()> {
     let singles = number(0, DEFAULT_SINGLE_OPENS)?;
     let batch = number(1, DEFAULT_BATCH_SIZE)?.clamp(1, 60_000);
     if inside {
-        for engine in [NftEngine::Library, NftEngine::Process] {
+        for engine in [NftEngine::Netlink, NftEngine::Process] {
             measure(engine, None, singles, batch)?;
         }
-        rss_after_many_library_runs()?;
+        rss_after_many_netlink_runs()?;
         return Ok(());
     }
 
@@ -51,6 +52,7 @@ fn main() -> Result<()> {
         bail!("nft_bench creates a network namespace and needs root");
     }
     let ns = Netns::create(&format!("spa-nftbench-{}", std::process::id()))?;
+    measure(NftEngine::Netlink, Some(&ns.0), singles, batch)?;
     measure(NftEngine::Process, Some(&ns.0), singles.min(100), batch)?;
     let me = std::env::current_exe().context("where am I")?;
     let status = Command::new("ip")
@@ -126,7 +128,8 @@ fn measure(engine: NftEngine, netns: Option<&str>, singles: usize, batch: usize)
     };
     let mut fw = Firewall::setup_with_nft_engine(settings, &[door], Some(engine))?;
     let label = match (engine, netns) {
-        (NftEngine::Library, _) => "in-process libnftables".to_owned(),
+        (NftEngine::Netlink, None) => "netlink in the namespace".to_owned(),
+        (NftEngine::Netlink, Some(_)) => "netlink, socket opened in NS".to_owned(),
         (NftEngine::Process, None) => "`nft -f -` in the namespace".to_owned(),
         (NftEngine::Process, Some(_)) => "`ip netns exec NS nft -f -`".to_owned(),
     };
@@ -195,9 +198,9 @@ fn elements_in_set(netns: Option<&str>) -> Result<usize> {
     Ok(run(&argv)?.matches(" expires ").count())
 }
 
-/// Resident memory before and after many in-process runs, to see that a
-/// long-lived libnftables context does not grow.
-fn rss_after_many_library_runs() -> Result<()> {
+/// Resident memory before and after many netlink opens, to see that the
+/// long-lived socket and its buffers do not grow.
+fn rss_after_many_netlink_runs() -> Result<()> {
     let settings = FirewallSettings {
         table: "spadbench".into(),
         ..FirewallSettings::default()
@@ -207,7 +210,7 @@ fn rss_after_many_library_runs() -> Result<()> {
         ports: vec!["tcp/22".parse()?],
         backend: BackendKind::Nftables,
     };
-    let mut fw = Firewall::setup_with_nft_engine(settings, &[door], Some(NftEngine::Library))?;
+    let mut fw = Firewall::setup_with_nft_engine(settings, &[door], Some(NftEngine::Netlink))?;
     let runs = 20_000;
     for n in 0..1000 {
         fw.open("ssh", address(10, n % 500), 600)?;

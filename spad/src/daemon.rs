@@ -198,7 +198,12 @@ pub struct Daemon {
     captures: Vec<CaptureHandle>,
     events: Receiver<Event>,
     sender: Sender<Event>,
+    /// When to check the firewall again after a repair failed (monotonic ms).
+    repair_retry_at: Option<u64>,
 }
+
+/// A failed firewall repair is tried again after this long, ms.
+const REPAIR_RETRY_MS: u64 = 1000;
 
 impl Daemon {
     /// Loads everything, sets up the firewall, restores state and starts capturing.
@@ -231,6 +236,7 @@ impl Daemon {
             captures: Vec::new(),
             events,
             sender,
+            repair_retry_at: None,
         };
         // Start from a compact journal of what is live (and restore doors).
         let mut snapshot = Around {
@@ -246,6 +252,7 @@ impl Daemon {
         daemon.apply(now);
         daemon.start_captures(ports)?;
         daemon.start_signals()?;
+        daemon.start_firewall_watch()?;
         let keys = daemon
             .shared
             .verifier
@@ -319,9 +326,75 @@ impl Daemon {
         Ok(())
     }
 
+    /// Watches nf_tables for changes by others (a flushed ruleset, a deleted
+    /// table or chain, `iptables -F`): blocked in `recv`, nothing runs while idle.
+    fn start_firewall_watch(&self) -> Result<(), DaemonError> {
+        let mut watch = self.firewall.watch()?;
+        let tx = self.sender.clone();
+        std::thread::Builder::new()
+            .name("firewall-watch".into())
+            .spawn(move || loop {
+                let what = match watch.wait() {
+                    Ok(what) => what,
+                    Err(e) => {
+                        error!("firewall watch stopped: {e}");
+                        return;
+                    }
+                };
+                if tx.send(Event::FirewallChanged(what)).is_err() {
+                    return;
+                }
+            })
+            .map_err(|e| DaemonError::Runtime(format!("cannot start the firewall watch: {e}")))?;
+        Ok(())
+    }
+
+    /// After a change by someone else: if spad's setup is not all there,
+    /// rebuild it (drop rules first) and reopen the open doors for their
+    /// remaining time. A failed repair is tried again every second.
+    fn reconcile_firewall(&mut self, what: &str, now: Now) {
+        self.repair_retry_at = None;
+        match self.firewall.check_intact() {
+            Ok(true) => return,
+            Ok(false) => {
+                error!(
+                    change = what,
+                    "spad's firewall was changed by someone else: restoring it"
+                )
+            }
+            Err(e) => error!(
+                change = what,
+                "cannot check spad's firewall ({e}): restoring it"
+            ),
+        }
+        let open = self.gateway.open_doors();
+        let entries: Vec<(&str, std::net::IpAddr, u32)> = open
+            .iter()
+            .map(|d| (d.door.as_str(), d.addr, d.left_ms.div_ceil(1000) as u32))
+            .collect();
+        match self.firewall.repair(&entries) {
+            Ok(results) => {
+                for (d, result) in open.iter().zip(results) {
+                    if let Err(e) = result {
+                        warn!(door = %d.door, addr = %d.addr, "could not reopen the door after the repair: {e}");
+                    }
+                }
+                info!(doors = open.len(), "firewall restored");
+            }
+            Err(e) => {
+                error!("could not restore spad's firewall (trying again in 1 s): {e}");
+                self.repair_retry_at = Some(now.mono_ms + REPAIR_RETRY_MS);
+            }
+        }
+    }
+
     /// Waits for the next events (or the gateway's next timeout).
     fn next_events(&self) -> Vec<Event> {
-        let first = match self.gateway.poll_timeout() {
+        let deadline = [self.gateway.poll_timeout(), self.repair_retry_at]
+            .into_iter()
+            .flatten()
+            .min();
+        let first = match deadline {
             Some(at) => {
                 let wait = at.saturating_sub(clock::now().mono_ms);
                 self.events.recv_timeout(Duration::from_millis(wait)).ok()
@@ -353,12 +426,16 @@ impl Daemon {
                         info!(signal = sig, "stopping: closing every open door");
                         stopping = true;
                     }
+                    Event::FirewallChanged(what) => self.reconcile_firewall(&what, now),
                     Event::CaptureFailed(iface, e) => {
                         error!(interface = %iface, "capture failed: {e}");
                         failure = Some(e);
                         stopping = true;
                     }
                 }
+            }
+            if self.repair_retry_at.is_some_and(|at| at <= now.mono_ms) {
+                self.reconcile_firewall("an earlier repair failed", now);
             }
             self.gateway.handle_timeout(now);
             self.apply(now);

@@ -30,6 +30,8 @@ pub enum Event {
     Signal(i32),
     /// A capture thread stopped.
     CaptureFailed(String, CaptureError),
+    /// Someone else changed nf_tables where spad's firewall lives.
+    FirewallChanged(String),
 }
 
 /// State the capture threads share with the main loop.

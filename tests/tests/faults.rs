@@ -284,3 +284,53 @@ fn a_state_dir_others_can_write_is_refused_at_start() -> Result<()> {
     assert!(stderr.contains("chmod 700"), "{stderr}");
     Ok(())
 }
+
+/// Someone flushes the firewall while a door is open: within a second spad
+/// has shut the protected port again for everyone never granted, and the
+/// granted address keeps its door.
+fn a_flushed_firewall_is_restored_within_a_second(backend: Backend, flush: &[&str]) -> Result<()> {
+    let lab = Lab::new()?;
+    let alice = lab.issue_key("alice", &["ssh"])?;
+    let mut config = lab.config(backend, 1);
+    for d in &mut config.doors {
+        d.max_secs = 30;
+    }
+    let spad = lab.start_spad(&config)?;
+    assert!(!lab.other_connects(SSH_PORT)?, "shut before");
+    assert!(knock(&lab, &alice, &["--seconds", "20"])?);
+    lab.server.run(flush[0], &flush[1..])?;
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(
+        !lab.other_connects(SSH_PORT)?,
+        "{flush:?} left ssh open to an address never granted: {:#?}",
+        spad.log()
+    );
+    assert!(
+        lab.laptop_connects(SSH_PORT)?,
+        "the granted address lost its door"
+    );
+    assert!(
+        spad.log().iter().any(|l| l.contains("firewall restored")),
+        "{:#?}",
+        spad.log()
+    );
+    Ok(())
+}
+
+#[test]
+fn nft_flush_ruleset_is_undone_by_spad() -> Result<()> {
+    a_flushed_firewall_is_restored_within_a_second(Backend::Nftables, &["nft", "flush", "ruleset"])
+}
+
+#[test]
+fn nft_delete_table_is_undone_by_spad() -> Result<()> {
+    a_flushed_firewall_is_restored_within_a_second(
+        Backend::Nftables,
+        &["nft", "delete", "table", "inet", "spad"],
+    )
+}
+
+#[test]
+fn iptables_flush_is_undone_by_spad() -> Result<()> {
+    a_flushed_firewall_is_restored_within_a_second(Backend::Iptables, &["iptables", "-F"])
+}

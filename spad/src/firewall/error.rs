@@ -1,6 +1,6 @@
 //! The one error type of the firewall: which command failed, how, and what
 //! it printed on stderr; or which door or setting was refused before any
-//! command ran; or what in-process libnftables reported.
+//! command ran; or what nf_tables answered over netlink.
 
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -41,17 +41,18 @@ pub enum FirewallError {
         /// The limit it ran past.
         timeout: Duration,
     },
-    /// In-process libnftables refused a script (nothing of it was applied).
-    #[error("libnftables refused the nft script starting {first_line:?}: {message}")]
-    NftLibrary {
-        /// The script's first line, to tell which operation failed.
-        first_line: String,
-        /// What libnftables reported (the text `nft` prints on stderr).
+    /// nf_tables refused a transaction sent over netlink (nothing of it
+    /// was applied).
+    #[error("nftables refused `{op}`: {message}")]
+    NftRefused {
+        /// The refused step, as its nft script line.
+        op: String,
+        /// The kernel's error (e.g. "No such file or directory (os error 2)").
         message: String,
     },
-    /// In-process libnftables was asked for but cannot be used.
-    #[error("in-process libnftables cannot be used: {0}")]
-    NftLibraryUnavailable(String),
+    /// The nf_tables netlink socket could not be opened or did not answer.
+    #[error("nftables netlink: {0}")]
+    NftNetlink(String),
     /// `open`/`close` named a door that is not configured.
     #[error("no door named {0:?} is configured")]
     UnknownDoor(String),

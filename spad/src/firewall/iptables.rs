@@ -208,6 +208,42 @@ impl Iptables {
         Ok(())
     }
 
+    /// Whether spad's chain still holds its fixed rules and the accepts in
+    /// `open`, and INPUT still jumps to it, in both families (`-C` per rule:
+    /// a handful of processes, run only when something changed).
+    pub fn intact(
+        &self,
+        runner: &Runner,
+        doors: &[&DoorSpec],
+        open: &[(&str, IpAddr)],
+        stealth_port: Option<u16>,
+    ) -> Result<bool, FirewallError> {
+        let words = |text: String| text.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        for family in [IpFamily::V4, IpFamily::V6] {
+            let mut expected: Vec<(&str, Vec<String>)> =
+                vec![("INPUT", vec!["-j".to_owned(), self.chain.clone()])];
+            for line in restore_input(&self.chain, doors, &[], stealth_port).lines() {
+                if let Some(rule) = line.strip_prefix(&format!("-A {} ", self.chain)) {
+                    expected.push((&self.chain, words(rule.to_owned())));
+                }
+            }
+            for (door, ip) in open.iter().filter(|(_, ip)| IpFamily::of(*ip) == family) {
+                if let Some(spec) = doors.iter().find(|d| d.name == *door) {
+                    for port in &spec.ports {
+                        expected.push((&self.chain, accept_spec(door, *ip, *port)));
+                    }
+                }
+            }
+            for (chain, rule) in &expected {
+                if !self.has(runner, family, chain, rule)? {
+                    tracing::warn!(chain, rule = %rule.join(" "), "iptables rule missing");
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
     /// Lets `ip` through the door's ports; never adds a rule twice.
     pub fn open(&self, runner: &Runner, door: &DoorSpec, ip: IpAddr) -> Result<(), FirewallError> {
         let family = IpFamily::of(ip);

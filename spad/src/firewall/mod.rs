@@ -5,11 +5,18 @@
 //! doors whose backend does not close by itself ([`Firewall::kernel_closes`]
 //! is false) are closed when spad's timers call [`Firewall::close`].
 //!
-//! nftables scripts run in-process through libnftables when it can be
-//! loaded and the firewall works in spad's own network namespace, else
-//! through `nft -f -` processes ([`NftEngine`]). Many opens or closes at
-//! once ([`Firewall::open_many`], [`Firewall::close_many`]) go to nftables
-//! as one transaction.
+//! nftables transactions go to the kernel as nf_tables netlink batches
+//! from spad itself (also when the firewall works in another network
+//! namespace: the socket is opened there), or through `nft -f -` processes
+//! when asked ([`NftEngine`]). Many opens or closes at once
+//! ([`Firewall::open_many`], [`Firewall::close_many`]) go to nftables as one
+//! transaction.
+//!
+//! Reconciliation: [`Firewall::watch`] gives a [`FirewallWatch`] that wakes
+//! when someone else changes nf_tables (spad's table, or the iptables-nft
+//! `filter` tables); [`Firewall::check_intact`] then says whether spad's
+//! setup is still all there and [`Firewall::repair`] puts it back with the
+//! open doors' remaining time (drop rules first, then the doors).
 //!
 //! The SPA-port stealth rule goes to nftables unless no door uses nftables
 //! and some door uses iptables. Dropping a `Firewall` changes nothing in the
@@ -18,14 +25,18 @@
 mod command;
 mod error;
 mod iptables;
-mod libnft;
+mod netlink;
 mod nft_engine;
+mod nft_wire;
 mod nftables;
 mod runner;
 mod spec;
+mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use spa_proto::names::DoorName;
 use spa_proto::packet::canonical_ip;
@@ -35,10 +46,11 @@ pub use error::FirewallError;
 pub use nft_engine::NftEngine;
 pub use nftables::{set_name, IpFamily, CHAIN_PRIORITY, DOOR_MARK};
 pub use spec::{BackendKind, DoorSpec, FirewallSettings, PortSpec, PortSpecError, Proto};
+pub use watch::FirewallWatch;
 
 use iptables::Iptables;
-use nft_engine::NftScripts;
-use nftables::ElementChange;
+use nft_engine::NftTransport;
+use nftables::{ElementChange, NftOp};
 use runner::Runner;
 
 /// Which backends a door set needs, and where the stealth rule goes.
@@ -72,9 +84,13 @@ impl Plan {
 pub struct Firewall {
     settings: FirewallSettings,
     runner: Runner,
-    nft_scripts: NftScripts,
+    nft: NftTransport,
     doors: BTreeMap<String, DoorSpec>,
+    /// The doors in configuration order (the order of their rules).
+    door_list: Vec<DoorSpec>,
     plan: Plan,
+    /// Whether the iptables backend is in use, shared with watches.
+    iptables_in_use: Arc<AtomicBool>,
     iptables: Iptables,
     /// Doors open by the iptables and command backends, per door.
     timer_open: BTreeMap<String, BTreeSet<IpAddr>>,
@@ -84,8 +100,8 @@ impl Firewall {
     /// Checks the doors, then sets up every backend they use, replacing
     /// whatever spad's table/chain held before (no door is open after it),
     /// and removes spad's table/chain from backends no door uses any more.
-    /// Running it twice gives the same ruleset. nftables is driven
-    /// in-process when possible (see [`NftEngine`]; logged at info).
+    /// Running it twice gives the same ruleset. nftables is driven over
+    /// netlink from spad itself (see [`NftEngine`]; logged at info).
     pub fn setup(
         settings: FirewallSettings,
         doors: &[DoorSpec],
@@ -94,10 +110,10 @@ impl Firewall {
     }
 
     /// [`Firewall::setup`] with the nftables engine chosen by the caller:
-    /// `Some(NftEngine::Process)` always spawns `nft -f -`;
-    /// `Some(NftEngine::Library)` fails with
-    /// [`FirewallError::NftLibraryUnavailable`] when libnftables cannot be
-    /// loaded or `settings.netns` is set; `None` picks as `setup` does.
+    /// `Some(NftEngine::Process)` spawns `nft -f -` per transaction;
+    /// `Some(NftEngine::Netlink)` or `None` sends netlink batches. Fails
+    /// with [`FirewallError::NftNetlink`] when no NETLINK_NETFILTER socket
+    /// can be opened (in `settings.netns` when set).
     pub fn setup_with_nft_engine(
         settings: FirewallSettings,
         doors: &[DoorSpec],
@@ -105,18 +121,20 @@ impl Firewall {
     ) -> Result<Firewall, FirewallError> {
         check_table_name(&settings.table)?;
         check_doors(doors)?;
+        let plan = Plan::of(&settings, doors);
         let mut firewall = Firewall {
-            nft_scripts: NftScripts::choose(engine, settings.netns.as_deref())?,
+            nft: NftTransport::open(engine, settings.netns.as_deref(), plan.nft)?,
             runner: Runner::new(settings.netns.clone()),
             iptables: Iptables::new(&settings.table),
             plan: Plan::of(&settings, &[]),
             settings,
             doors: BTreeMap::new(),
+            door_list: Vec::new(),
+            iptables_in_use: Arc::new(AtomicBool::new(false)),
             timer_open: BTreeMap::new(),
         };
-        let plan = Plan::of(&firewall.settings, doors);
         let result = firewall.install_fresh(plan, doors);
-        firewall.doors = doors.iter().map(|d| (d.name.clone(), d.clone())).collect();
+        firewall.set_doors(doors);
         if let Err(err) = result {
             // Leave nothing half-built behind.
             if let Err(cleanup) = firewall.teardown() {
@@ -127,7 +145,7 @@ impl Firewall {
         tracing::info!(
             doors = firewall.doors.len(),
             nftables = plan.nft,
-            nft_engine = %firewall.nft_scripts.engine(),
+            nft_engine = %firewall.nft.engine(),
             iptables = plan.iptables,
             "firewall set up"
         );
@@ -138,12 +156,11 @@ impl Firewall {
     fn install_fresh(&mut self, plan: Plan, doors: &[DoorSpec]) -> Result<(), FirewallError> {
         if plan.nft {
             self.plan.nft = true;
-            let script = nftables::setup_script(
-                &self.settings.table,
+            let ops = nftables::setup_ops(
                 &doors_of(doors, is_nft),
                 plan.stealth_in_nft.then_some(self.settings.spa_port),
             );
-            self.nft(&script)?;
+            self.nft(&ops)?;
         }
         if plan.iptables {
             self.plan.iptables = true;
@@ -159,7 +176,7 @@ impl Firewall {
         // earlier run with another configuration: remove it, best effort
         // (the tool may well not be installed).
         if !plan.nft {
-            if let Err(err) = self.nft(&nftables::teardown_script(&self.settings.table)) {
+            if let Err(err) = self.nft(&nftables::teardown_ops()) {
                 tracing::debug!(error = %err, "no stale nftables table removed");
             }
         }
@@ -171,13 +188,13 @@ impl Firewall {
         Ok(())
     }
 
-    fn nft(&mut self, script: &str) -> Result<(), FirewallError> {
-        self.nft_scripts.run(&self.runner, script)
+    fn nft(&mut self, ops: &[NftOp]) -> Result<(), FirewallError> {
+        self.nft.run(&self.runner, &self.settings.table, ops)
     }
 
-    /// How this firewall runs its nftables scripts.
+    /// How this firewall applies its nftables transactions.
     pub fn nft_engine(&self) -> NftEngine {
-        self.nft_scripts.engine()
+        self.nft.engine()
     }
 
     fn door(&self, door: &str) -> Result<&DoorSpec, FirewallError> {
@@ -247,8 +264,7 @@ impl Firewall {
         }
         if nft_changes.len() > 1 {
             let batch: Vec<ElementChange<'_>> = nft_changes.iter().map(|&i| changes[i]).collect();
-            let script = nftables::batch_script(&self.settings.table, &batch);
-            match self.nft(&script) {
+            match self.nft(&nftables::batch_ops(&batch)) {
                 Ok(()) => {
                     for change in &batch {
                         log_change(change);
@@ -264,8 +280,7 @@ impl Firewall {
         }
         for index in nft_changes {
             let change = changes[index];
-            let script = nftables::batch_script(&self.settings.table, &[change]);
-            results[index] = self.nft(&script);
+            results[index] = self.nft(&nftables::batch_ops(&[change]));
             if results[index].is_ok() {
                 log_change(&change);
             }
@@ -285,8 +300,7 @@ impl Firewall {
         match (&spec.backend, seconds) {
             (BackendKind::Nftables, _) => {
                 // Never reached: nftables doors are changed by `apply`.
-                let script = nftables::batch_script(&self.settings.table, &[change]);
-                self.nft(&script)?;
+                self.nft(&nftables::batch_ops(&[change]))?;
             }
             (BackendKind::Iptables, 0) => {
                 self.iptables.close(&self.runner, spec, addr)?;
@@ -407,7 +421,7 @@ impl Firewall {
             }
         }
         if self.plan.nft {
-            match self.nft(&nftables::teardown_script(&self.settings.table)) {
+            match self.nft(&nftables::teardown_ops()) {
                 Ok(()) => self.plan.nft = false,
                 Err(err) => {
                     first_error.get_or_insert(err);
@@ -415,6 +429,8 @@ impl Firewall {
             }
         }
         self.timer_open.clear();
+        self.iptables_in_use
+            .store(self.plan.iptables, Ordering::Relaxed);
         match first_error {
             None => {
                 tracing::info!("firewall torn down");
@@ -422,6 +438,147 @@ impl Firewall {
             }
             Some(err) => Err(err),
         }
+    }
+
+    fn set_doors(&mut self, doors: &[DoorSpec]) {
+        self.doors = doors.iter().map(|d| (d.name.clone(), d.clone())).collect();
+        self.door_list = doors.to_vec();
+        self.iptables_in_use
+            .store(self.plan.iptables, Ordering::Relaxed);
+    }
+
+    /// Subscribes to nf_tables change events in the firewall's network
+    /// namespace: the watch wakes when someone else changes spad's table
+    /// or (while iptables doors are in use) the iptables-nft filter tables.
+    /// Open it once, after `setup`, and run its `wait` in a thread.
+    pub fn watch(&self) -> Result<FirewallWatch, FirewallError> {
+        FirewallWatch::open(
+            self.settings.netns.as_deref(),
+            self.nft.portid(),
+            &self.settings.table,
+            Arc::clone(&self.iptables_in_use),
+        )
+    }
+
+    /// Whether everything spad set up is still in place: its nftables table
+    /// with the input chain, every rule and every door's sets; its iptables
+    /// chain with the drop rules, the accepts of the doors it opened, and
+    /// the jump from INPUT (both families). What is missing is logged.
+    pub fn check_intact(&mut self) -> Result<bool, FirewallError> {
+        let stealth = self.settings.spa_port;
+        if self.plan.nft {
+            let nft_doors = doors_of(&self.door_list, is_nft);
+            let expected_rules =
+                nftables::chain_rules(&nft_doors, self.plan.stealth_in_nft.then_some(stealth))
+                    .len();
+            let state = self.nft.table_state(&self.settings.table)?;
+            let missing_set = nft_doors.iter().find_map(|door| {
+                [IpFamily::V4, IpFamily::V6]
+                    .into_iter()
+                    .map(|family| set_name(&door.name, family))
+                    .find(|name| !state.sets.contains(name))
+            });
+            if !state.chain || state.rules != expected_rules || missing_set.is_some() {
+                tracing::warn!(
+                    table = %self.settings.table,
+                    chain = state.chain,
+                    rules = state.rules,
+                    expected_rules,
+                    missing_set = missing_set.as_deref().unwrap_or("none"),
+                    "spad's nftables table is not as spad set it up"
+                );
+                return Ok(false);
+            }
+        }
+        if self.plan.iptables {
+            let ipt_doors = doors_of(&self.door_list, is_iptables);
+            let open: Vec<(&str, IpAddr)> = self
+                .timer_open
+                .iter()
+                .filter(|(name, _)| ipt_doors.iter().any(|d| &d.name == *name))
+                .flat_map(|(name, addrs)| addrs.iter().map(move |a| (name.as_str(), *a)))
+                .collect();
+            let intact = self.iptables.intact(
+                &self.runner,
+                &ipt_doors,
+                &open,
+                self.plan.stealth_in_iptables.then_some(stealth),
+            )?;
+            if !intact {
+                tracing::warn!("spad's iptables chain or its jump is not as spad set it up");
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Puts spad's setup back after someone flushed or changed it, then
+    /// reopens the doors in `open` (door, address, seconds left). Fail
+    /// closed: the nftables table is replaced in one transaction that
+    /// already holds the drop rules, and the doors are added after it, so
+    /// no moment lets a never-granted address in; iptables' chain is
+    /// rewritten with the given iptables doors' accepts before its drops.
+    /// Command doors are left alone (spad cannot know what their commands
+    /// did). The outer error: the setup could not be restored (no door was
+    /// reopened); else one result per `open` entry, in order.
+    pub fn repair(
+        &mut self,
+        open: &[(&str, IpAddr, u32)],
+    ) -> Result<Vec<Result<(), FirewallError>>, FirewallError> {
+        let stealth = self.settings.spa_port;
+        if self.plan.nft {
+            let ops = nftables::setup_ops(
+                &doors_of(&self.door_list, is_nft),
+                self.plan.stealth_in_nft.then_some(stealth),
+            );
+            self.nft(&ops)?;
+        }
+        let ipt_doors: Vec<DoorSpec> = doors_of(&self.door_list, is_iptables)
+            .into_iter()
+            .cloned()
+            .collect();
+        if self.plan.iptables {
+            let ipt_open: Vec<(&str, IpAddr)> = open
+                .iter()
+                .filter(|(door, _, seconds)| {
+                    *seconds > 0 && ipt_doors.iter().any(|d| d.name == *door)
+                })
+                .map(|(door, ip, _)| (*door, canonical_ip(*ip)))
+                .collect();
+            self.iptables.install(
+                &self.runner,
+                &ipt_doors.iter().collect::<Vec<_>>(),
+                &ipt_open,
+                self.plan.stealth_in_iptables.then_some(stealth),
+            )?;
+            for (door, ip) in ipt_open {
+                self.timer_open
+                    .entry(door.to_owned())
+                    .or_default()
+                    .insert(ip);
+            }
+        }
+        let mut results: Vec<Result<(), FirewallError>> = open.iter().map(|_| Ok(())).collect();
+        let mut nft_opens = Vec::new();
+        let mut nft_at = Vec::new();
+        for (index, &(door, ip, seconds)) in open.iter().enumerate() {
+            match self.doors.get(door) {
+                None => results[index] = Err(FirewallError::UnknownDoor(door.to_owned())),
+                Some(spec) if is_nft(spec) && seconds > 0 => {
+                    nft_opens.push((door, ip, seconds));
+                    nft_at.push(index);
+                }
+                Some(_) => {}
+            }
+        }
+        for (index, result) in nft_at.into_iter().zip(self.open_many(&nft_opens)) {
+            results[index] = result;
+        }
+        tracing::info!(
+            doors = open.len(),
+            "firewall repaired: spad's setup was put back and the open doors reopened"
+        );
+        Ok(results)
     }
 
     /// Switches to a new door set (SIGHUP): doors that remain with the same
@@ -461,25 +618,20 @@ impl Firewall {
         let stealth_nft = new_plan.stealth_in_nft.then_some(self.settings.spa_port);
         let nft_doors = doors_of(doors, is_nft);
         let nft_result = match (self.plan.nft, new_plan.nft) {
-            (false, true) => self.nft(&nftables::setup_script(
-                &self.settings.table,
-                &nft_doors,
-                stealth_nft,
-            )),
+            (false, true) => self.nft(&nftables::setup_ops(&nft_doors, stealth_nft)),
             (true, true) => {
                 let old_names: Vec<&str> = old_doors
                     .values()
                     .filter(|d| is_nft(d))
                     .map(|d| d.name.as_str())
                     .collect();
-                self.nft(&nftables::reconfigure_script(
-                    &self.settings.table,
+                self.nft(&nftables::reconfigure_ops(
                     &old_names,
                     &nft_doors,
                     stealth_nft,
                 ))
             }
-            (true, false) => self.nft(&nftables::teardown_script(&self.settings.table)),
+            (true, false) => self.nft(&nftables::teardown_ops()),
             (false, false) => Ok(()),
         };
         if let Err(err) = nft_result {
@@ -511,7 +663,7 @@ impl Firewall {
         }
 
         self.plan = new_plan;
-        self.doors = doors.iter().map(|d| (d.name.clone(), d.clone())).collect();
+        self.set_doors(doors);
         match first_error {
             None => {
                 tracing::info!(doors = self.doors.len(), "firewall reconfigured");

@@ -1,14 +1,18 @@
-//! Who runs spad's nft scripts: libnftables in-process (one context for the
-//! firewall's lifetime, no process spawned) or an `nft -f -` process per
-//! script (when the library cannot be loaded, or the firewall works in
-//! another network namespace through `ip netns exec`). Both run the very
-//! same script text.
+//! Who applies spad's nftables transactions: netlink batches sent from
+//! spad itself (the default: no process, no library, also in another
+//! network namespace, whose socket is opened there) or an `nft -f -`
+//! process per transaction (kept to cross-check the netlink encoding and
+//! for operators who ask for it). Both apply the very same [`NftOp`] list.
+//! The netlink socket also answers what spad's table holds now
+//! ([`NftTransport::table_state`]), for the reconciliation check.
 
 use std::fmt;
 use std::time::Duration;
 
 use super::error::FirewallError;
-use super::libnft::{LibNft, LIBRARY_NAME};
+use super::netlink::{messages, nlmsg, Attrs, MsgWriter, NetlinkSocket};
+use super::nft_wire::{self, msg, nft_type, NFPROTO_INET};
+use super::nftables::{script, NftOp};
 use super::runner::Runner;
 
 /// Time limit for one `nft` process.
@@ -17,99 +21,262 @@ const NFT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How spad talks to nftables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NftEngine {
-    /// libnftables loaded into spad: one long-lived context.
-    Library,
-    /// One `nft -f -` process per script (through `ip netns exec` when the
-    /// firewall works in another namespace).
+    /// nf_tables netlink batches sent by spad itself (no process spawned).
+    Netlink,
+    /// One `nft -f -` process per transaction (through `ip netns exec`
+    /// when the firewall works in another namespace).
     Process,
 }
 
 impl fmt::Display for NftEngine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            NftEngine::Library => "in-process libnftables",
+            NftEngine::Netlink => "in-process nf_tables netlink",
             NftEngine::Process => "`nft -f -` processes",
         })
     }
 }
 
-/// The engine in use, ready to run scripts.
-#[derive(Debug)]
-pub(crate) enum NftScripts {
-    Library(LibNft),
-    Process,
+/// What spad's table holds now, as far as reconciliation checks it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TableState {
+    /// The base chain `input` exists.
+    pub chain: bool,
+    /// Rules in it.
+    pub rules: usize,
+    /// Names of the named sets in the table.
+    pub sets: Vec<String>,
 }
 
-impl NftScripts {
-    /// The engine `wanted`, or the best available one when `None`: the
-    /// library unless `netns` is set or it cannot be loaded. Asking for
-    /// [`NftEngine::Library`] explicitly fails when it cannot be used.
-    pub fn choose(
+/// The engine in use, with its netlink socket (it answers queries and its
+/// port id tells spad's own events apart).
+#[derive(Debug)]
+pub(crate) struct NftTransport {
+    engine: NftEngine,
+    /// `Err` (why) only when no door needed nftables at setup: a door set of
+    /// command doors must not need nf_tables in the kernel.
+    socket: Result<NetlinkSocket, String>,
+    /// Where the socket lives (to retry opening it).
+    netns: Option<String>,
+    seq: u32,
+}
+
+impl NftTransport {
+    /// Opens the netlink socket (in `netns` when set) and picks `wanted`,
+    /// netlink by default. Failing to open the socket is an error only when
+    /// `required` (some door or the stealth rule uses nftables).
+    pub fn open(
         wanted: Option<NftEngine>,
         netns: Option<&str>,
-    ) -> Result<NftScripts, FirewallError> {
-        let library_refused = |why: String| FirewallError::NftLibraryUnavailable(why);
-        match (wanted, netns) {
-            (Some(NftEngine::Process), _) => {
-                tracing::info!("nftables: running `nft -f -` processes (as configured)");
-                Ok(NftScripts::Process)
-            }
-            (Some(NftEngine::Library), Some(ns)) => Err(library_refused(format!(
-                "the firewall works in network namespace {ns:?}, which only \
-                 `ip netns exec nft` can reach"
-            ))),
-            (Some(NftEngine::Library), None) => {
-                let library = LibNft::load().map_err(library_refused)?;
-                tracing::info!("nftables: using in-process {LIBRARY_NAME}");
-                Ok(NftScripts::Library(library))
-            }
-            (None, Some(ns)) => {
-                tracing::info!(
-                    netns = ns,
-                    "nftables: running `ip netns exec {ns} nft -f -` processes"
-                );
-                Ok(NftScripts::Process)
-            }
-            (None, None) => match LibNft::load() {
-                Ok(library) => {
-                    tracing::info!("nftables: using in-process {LIBRARY_NAME}");
-                    Ok(NftScripts::Library(library))
-                }
-                Err(why) => {
-                    tracing::info!(
-                        reason = %why,
-                        "nftables: libnftables unavailable, running `nft -f -` processes"
-                    );
-                    Ok(NftScripts::Process)
-                }
-            },
+        required: bool,
+    ) -> Result<Self, FirewallError> {
+        let socket = NetlinkSocket::open(netns, 0)
+            .map_err(|err| format!("cannot open a NETLINK_NETFILTER socket: {err}"));
+        if let (Err(why), true) = (&socket, required) {
+            return Err(FirewallError::NftNetlink(why.clone()));
         }
+        let engine = wanted.unwrap_or(NftEngine::Netlink);
+        tracing::info!(netns = netns.unwrap_or("(own)"), "nftables: using {engine}");
+        Ok(NftTransport {
+            engine,
+            socket,
+            netns: netns.map(str::to_owned),
+            // Start somewhere the kernel never saw from this port.
+            seq: 1,
+        })
     }
 
     /// Which engine this is.
     pub fn engine(&self) -> NftEngine {
-        match self {
-            NftScripts::Library(_) => NftEngine::Library,
-            NftScripts::Process => NftEngine::Process,
-        }
+        self.engine
     }
 
-    /// Runs one script as one transaction: all of it or nothing.
-    pub fn run(&mut self, runner: &Runner, script: &str) -> Result<(), FirewallError> {
-        match self {
-            NftScripts::Library(library) => {
-                library
-                    .run(script)
-                    .map_err(|message| FirewallError::NftLibrary {
-                        first_line: script.lines().next().unwrap_or_default().to_owned(),
-                        message,
-                    })
-            }
-            NftScripts::Process => {
+    /// The netlink port id of spad's requests (events they cause carry
+    /// it); 0 (no filtering) without a socket.
+    pub fn portid(&self) -> u32 {
+        self.socket.as_ref().map_or(0, NetlinkSocket::portid)
+    }
+
+    /// The socket, opened again if it could not be at setup (a reload may
+    /// have brought the first nftables door).
+    fn socket(&mut self) -> Result<&mut NetlinkSocket, FirewallError> {
+        if self.socket.is_err() {
+            self.socket = NetlinkSocket::open(self.netns.as_deref(), 0)
+                .map_err(|err| format!("cannot open a NETLINK_NETFILTER socket: {err}"));
+        }
+        self.socket
+            .as_mut()
+            .map_err(|why| FirewallError::NftNetlink(why.clone()))
+    }
+
+    /// Applies `ops` on `table inet <table>` as one transaction: all of it
+    /// or nothing.
+    pub fn run(
+        &mut self,
+        runner: &Runner,
+        table: &str,
+        ops: &[NftOp],
+    ) -> Result<(), FirewallError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        match self.engine {
+            NftEngine::Netlink => self.send_batch(table, ops),
+            NftEngine::Process => {
                 let argv = ["nft", "-f", "-"].map(str::to_owned);
-                runner.run_ok(&argv, Some(script), NFT_TIMEOUT)?;
+                runner.run_ok(&argv, Some(&script(table, ops)), NFT_TIMEOUT)?;
                 Ok(())
             }
         }
+    }
+
+    fn next_seqs(&mut self, count: usize) -> u32 {
+        let first = self.seq;
+        self.seq = self
+            .seq
+            .wrapping_add(u32::try_from(count).unwrap_or(u32::MAX));
+        first
+    }
+
+    /// Sends one batch and reads an ack for every message in it; the
+    /// first refusal names the op (as its nft script line) and the errno.
+    fn send_batch(&mut self, table: &str, ops: &[NftOp]) -> Result<(), FirewallError> {
+        // Messages per op are at most 3 (anonymous set, elements, rule).
+        let seq = self.next_seqs(ops.len() * 3 + 2);
+        let batch = nft_wire::encode(table, ops, seq);
+        let socket = self.socket()?;
+        socket
+            .send(batch.writer.bytes())
+            .map_err(|err| FirewallError::NftNetlink(format!("cannot send a batch: {err}")))?;
+        let Some(&(last_seq, _)) = batch.seqs.last() else {
+            return Ok(());
+        };
+        let mut first_refusal: Option<(usize, i32)> = None;
+        loop {
+            let datagram = socket
+                .recv(false)
+                .map_err(|err| FirewallError::NftNetlink(format!("no answer to a batch: {err}")))?
+                .ok_or_else(|| FirewallError::NftNetlink("no answer to a batch".into()))?;
+            let mut done = false;
+            for reply in messages(datagram) {
+                let Some((errno, acked)) = reply.error() else {
+                    continue;
+                };
+                if acked == batch.begin_seq && errno != 0 {
+                    // The kernel refused the batch as a whole (ENOMEM…).
+                    first_refusal.get_or_insert((0, errno));
+                    done = true;
+                }
+                if errno != 0 {
+                    if let Some(&(_, op)) = batch.seqs.iter().find(|(s, _)| *s == acked) {
+                        first_refusal.get_or_insert((op, errno));
+                    }
+                }
+                if acked == last_seq {
+                    done = true;
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        match first_refusal {
+            None => Ok(()),
+            Some((op, errno)) => Err(FirewallError::NftRefused {
+                op: script(table, &ops[op..=op]).trim().to_owned(),
+                message: std::io::Error::from_raw_os_error(errno).to_string(),
+            }),
+        }
+    }
+
+    /// Sends one request (a dump or a get with ack) and returns every
+    /// reply message's type and attributes, up to NLMSG_DONE or the ack.
+    fn request(
+        &mut self,
+        cmd: u16,
+        dump: bool,
+        attrs: &[(u16, &str)],
+    ) -> Result<Vec<(u16, Vec<u8>)>, FirewallError> {
+        let seq = self.next_seqs(1);
+        let mut w = MsgWriter::new();
+        let flags = nlmsg::F_REQUEST | if dump { nlmsg::F_DUMP } else { nlmsg::F_ACK };
+        w.begin_msg(nft_type(cmd), flags, seq, NFPROTO_INET, 0);
+        for (ty, value) in attrs {
+            w.attr_str(*ty, value);
+        }
+        w.end_msg();
+        let fail = |what: &str, err: String| FirewallError::NftNetlink(format!("{what}: {err}"));
+        let socket = self.socket()?;
+        socket
+            .send(w.bytes())
+            .map_err(|err| fail("cannot ask nftables", err.to_string()))?;
+        let mut replies = Vec::new();
+        loop {
+            let datagram = socket
+                .recv(false)
+                .map_err(|err| fail("no answer from nftables", err.to_string()))?
+                .ok_or_else(|| fail("no answer from nftables", "timed out".into()))?;
+            for reply in messages(datagram) {
+                if reply.seq != seq {
+                    continue;
+                }
+                if reply.msg_type == nlmsg::DONE {
+                    return Ok(replies);
+                }
+                if let Some((errno, _)) = reply.error() {
+                    return match errno {
+                        0 => Ok(replies),
+                        libc::ENOENT => Ok(Vec::new()),
+                        _ => Err(fail(
+                            "nftables refused a query",
+                            std::io::Error::from_raw_os_error(errno).to_string(),
+                        )),
+                    };
+                }
+                if reply.msg_type == nlmsg::OVERRUN {
+                    return Err(fail("nftables query", "overrun".into()));
+                }
+                replies.push((reply.msg_type, reply.payload.to_vec()));
+            }
+        }
+    }
+
+    /// What `table inet <table>` holds now: its chain, rule count, sets.
+    pub fn table_state(&mut self, table: &str) -> Result<TableState, FirewallError> {
+        use nft_wire::{chain, rule, set, CHAIN_NAME};
+        let chains = self.request(
+            msg::GETCHAIN,
+            false,
+            &[(chain::TABLE, table), (chain::NAME, CHAIN_NAME)],
+        )?;
+        let rules = self.request(
+            msg::GETRULE,
+            true,
+            &[(rule::TABLE, table), (rule::CHAIN, CHAIN_NAME)],
+        )?;
+        let sets = self.request(msg::GETSET, true, &[(set::TABLE, table)])?;
+        let of_table = |payload: &[u8], attr: u16| {
+            let attrs = Attrs::of_payload(payload);
+            attrs.string(attr) == Some(table)
+        };
+        Ok(TableState {
+            chain: chains
+                .iter()
+                .any(|(t, p)| *t == nft_type(msg::NEWCHAIN) && of_table(p, chain::TABLE)),
+            rules: rules
+                .iter()
+                .filter(|(t, p)| {
+                    *t == nft_type(msg::NEWRULE)
+                        && of_table(p, rule::TABLE)
+                        && Attrs::of_payload(p).string(rule::CHAIN) == Some(CHAIN_NAME)
+                })
+                .count(),
+            sets: sets
+                .iter()
+                .filter(|(t, p)| *t == nft_type(msg::NEWSET) && of_table(p, set::TABLE))
+                .filter_map(|(_, p)| Attrs::of_payload(p).string(set::NAME).map(str::to_owned))
+                .filter(|name| !name.starts_with("__"))
+                .collect(),
+        })
     }
 }

@@ -1,6 +1,7 @@
-//! The nftables backend (the default): writes nft scripts (the same text
-//! for in-process libnftables and `nft -f -`) for spad's own
-//! `table inet <table>` and nothing else in the ruleset.
+//! The nftables backend (the default): what spad does to its own
+//! `table inet <table>` and nothing else in the ruleset, as a list of
+//! [`NftOp`]s that become a netlink batch (`nft_wire`, in-process) or an
+//! nft script ([`script`], for `nft -f -`) — the same transaction either way.
 //!
 //! Each door is a pair of sets, `<door>_v4` (ipv4_addr) and `<door>_v6`
 //! (ipv6_addr), both `flags timeout`; a door name starting with a digit gets
@@ -37,7 +38,7 @@
 //! accept` so sessions outlive the door.
 
 use std::collections::hash_map::{Entry, HashMap};
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
 use super::spec::{DoorSpec, Proto};
@@ -111,14 +112,60 @@ fn ports_of<'a>(doors: impl IntoIterator<Item = &'a DoorSpec>, proto: Proto) -> 
     ports
 }
 
+/// One rule of spad's input chain. Its text ([`fmt::Display`]) is what
+/// `nft -f` reads and `nft list` prints back; `nft_wire` encodes the same
+/// rule as netlink expressions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Rule {
+    /// `udp dport <port> drop`: the stealthy SPA port.
+    StealthDrop(u16),
+    /// `ct state established,related accept`.
+    Established,
+    /// `<proto> dport <ports> ip[6] saddr @<set> meta mark set meta mark or 0x5350 accept`.
+    DoorAccept {
+        proto: Proto,
+        ports: Vec<u16>,
+        family: IpFamily,
+        set: String,
+    },
+    /// `<proto> dport <ports> drop`: everyone not let in before.
+    Drop { proto: Proto, ports: Vec<u16> },
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rule::StealthDrop(port) => write!(f, "udp dport {port} drop"),
+            Rule::Established => f.write_str("ct state established,related accept"),
+            Rule::DoorAccept {
+                proto,
+                ports,
+                family,
+                set,
+            } => {
+                let ip = match family {
+                    IpFamily::V4 => "ip",
+                    IpFamily::V6 => "ip6",
+                };
+                write!(
+                    f,
+                    "{proto} dport {} {ip} saddr @{set} meta mark set meta mark or {DOOR_MARK:#x} accept",
+                    port_list(ports)
+                )
+            }
+            Rule::Drop { proto, ports } => write!(f, "{proto} dport {} drop", port_list(ports)),
+        }
+    }
+}
+
 /// The rules of spad's input chain, in order.
-pub(crate) fn chain_rules(doors: &[&DoorSpec], stealth_port: Option<u16>) -> Vec<String> {
+pub(crate) fn chain_rules(doors: &[&DoorSpec], stealth_port: Option<u16>) -> Vec<Rule> {
     let mut rules = Vec::new();
     if let Some(port) = stealth_port {
-        rules.push(format!("udp dport {port} drop"));
+        rules.push(Rule::StealthDrop(port));
     }
     if !doors.is_empty() {
-        rules.push("ct state established,related accept".to_owned());
+        rules.push(Rule::Established);
     }
     for door in doors {
         for proto in [Proto::Tcp, Proto::Udp] {
@@ -126,24 +173,85 @@ pub(crate) fn chain_rules(doors: &[&DoorSpec], stealth_port: Option<u16>) -> Vec
             if ports.is_empty() {
                 continue;
             }
-            let list = port_list(&ports);
-            let v4 = set_name(&door.name, IpFamily::V4);
-            let v6 = set_name(&door.name, IpFamily::V6);
-            rules.push(format!(
-                "{proto} dport {list} ip saddr @{v4} meta mark set meta mark or {DOOR_MARK:#x} accept"
-            ));
-            rules.push(format!(
-                "{proto} dport {list} ip6 saddr @{v6} meta mark set meta mark or {DOOR_MARK:#x} accept"
-            ));
+            for family in [IpFamily::V4, IpFamily::V6] {
+                rules.push(Rule::DoorAccept {
+                    proto,
+                    ports: ports.clone(),
+                    family,
+                    set: set_name(&door.name, family),
+                });
+            }
         }
     }
     for proto in [Proto::Tcp, Proto::Udp] {
         let ports = ports_of(doors.iter().copied(), proto);
         if !ports.is_empty() {
-            rules.push(format!("{proto} dport {} drop", port_list(&ports)));
+            rules.push(Rule::Drop { proto, ports });
         }
     }
     rules
+}
+
+/// One step of an nftables transaction on spad's table. The same list
+/// becomes an nft script ([`script`]) or a netlink batch (`nft_wire`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NftOp {
+    /// `add table inet T` (no error if it exists).
+    AddTable,
+    /// `delete table inet T` (fails if absent).
+    DeleteTable,
+    /// `add set inet T <name> { type ipvX_addr; flags timeout; }`.
+    AddSet { name: String, family: IpFamily },
+    /// `delete set inet T <name>`.
+    DeleteSet { name: String, family: IpFamily },
+    /// `add chain inet T input { type filter hook input priority -10; policy accept; }`.
+    AddChain,
+    /// `flush chain inet T input`.
+    FlushChain,
+    /// `add rule inet T input <rule>`.
+    AddRule(Rule),
+    /// `add element inet T <set> { ip timeout Ns, ... }`.
+    AddElements {
+        set: String,
+        elements: Vec<(IpAddr, u32)>,
+    },
+    /// `delete element inet T <set> { ip, ... }`.
+    DeleteElements { set: String, elements: Vec<IpAddr> },
+}
+
+/// The nft script text of `ops` on `table inet <table>`.
+pub(crate) fn script(table: &str, ops: &[NftOp]) -> String {
+    let mut s = String::new();
+    for op in ops {
+        let _ = match op {
+            NftOp::AddTable => writeln!(s, "add table inet {table}"),
+            NftOp::DeleteTable => writeln!(s, "delete table inet {table}"),
+            NftOp::AddSet { name, family } => {
+                writeln!(s, "add set inet {table} {name} {}", set_body(*family))
+            }
+            NftOp::DeleteSet { name, .. } => writeln!(s, "delete set inet {table} {name}"),
+            NftOp::AddChain => writeln!(s, "add chain inet {table} input {}", chain_body()),
+            NftOp::FlushChain => writeln!(s, "flush chain inet {table} input"),
+            NftOp::AddRule(rule) => writeln!(s, "add rule inet {table} input {rule}"),
+            NftOp::AddElements { set, elements } => {
+                let list = elements
+                    .iter()
+                    .map(|(ip, seconds)| format!("{ip} timeout {seconds}s"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                writeln!(s, "add element inet {table} {set} {{ {list} }}")
+            }
+            NftOp::DeleteElements { set, elements } => {
+                let list = elements
+                    .iter()
+                    .map(IpAddr::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                writeln!(s, "delete element inet {table} {set} {{ {list} }}")
+            }
+        };
+    }
+    s
 }
 
 fn set_body(family: IpFamily) -> &'static str {
@@ -158,31 +266,28 @@ fn chain_body() -> String {
 }
 
 /// Replaces spad's table with a fresh one (no door open), atomically.
-pub(crate) fn setup_script(table: &str, doors: &[&DoorSpec], stealth_port: Option<u16>) -> String {
-    let mut s = String::new();
+pub(crate) fn setup_ops(doors: &[&DoorSpec], stealth_port: Option<u16>) -> Vec<NftOp> {
     // `add` first so `delete` cannot fail when the table does not exist yet.
-    let _ = writeln!(s, "add table inet {table}");
-    let _ = writeln!(s, "delete table inet {table}");
-    let _ = writeln!(s, "add table inet {table}");
-    add_door_sets(&mut s, table, doors);
-    let _ = writeln!(s, "add chain inet {table} input {}", chain_body());
-    add_chain_rules(&mut s, table, doors, stealth_port);
-    s
+    let mut ops = vec![NftOp::AddTable, NftOp::DeleteTable, NftOp::AddTable];
+    add_door_sets(&mut ops, doors);
+    ops.push(NftOp::AddChain);
+    ops.extend(
+        chain_rules(doors, stealth_port)
+            .into_iter()
+            .map(NftOp::AddRule),
+    );
+    ops
 }
 
 /// Moves spad's table to a new door set, atomically, keeping the sets (and
 /// so the open elements) of doors that stay; `old_doors` are the names of
 /// the nftables doors currently set up.
-pub(crate) fn reconfigure_script(
-    table: &str,
+pub(crate) fn reconfigure_ops(
     old_doors: &[&str],
     doors: &[&DoorSpec],
     stealth_port: Option<u16>,
-) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "add table inet {table}");
-    let _ = writeln!(s, "add chain inet {table} input {}", chain_body());
-    let _ = writeln!(s, "flush chain inet {table} input");
+) -> Vec<NftOp> {
+    let mut ops = vec![NftOp::AddTable, NftOp::AddChain, NftOp::FlushChain];
     for old in old_doors {
         if doors.iter().any(|d| d.name == *old) {
             continue;
@@ -190,34 +295,32 @@ pub(crate) fn reconfigure_script(
         for family in [IpFamily::V4, IpFamily::V6] {
             let name = set_name(old, family);
             // `add` first so `delete` cannot fail if someone removed it.
-            let _ = writeln!(s, "add set inet {table} {name} {}", set_body(family));
-            let _ = writeln!(s, "delete set inet {table} {name}");
+            ops.push(NftOp::AddSet {
+                name: name.clone(),
+                family,
+            });
+            ops.push(NftOp::DeleteSet { name, family });
         }
     }
-    add_door_sets(&mut s, table, doors);
-    add_chain_rules(&mut s, table, doors, stealth_port);
-    s
+    add_door_sets(&mut ops, doors);
+    ops.extend(
+        chain_rules(doors, stealth_port)
+            .into_iter()
+            .map(NftOp::AddRule),
+    );
+    ops
 }
 
 /// Adds both address sets of every door (a no-op for a set that exists: its
 /// elements stay).
-fn add_door_sets(s: &mut String, table: &str, doors: &[&DoorSpec]) {
+fn add_door_sets(ops: &mut Vec<NftOp>, doors: &[&DoorSpec]) {
     for door in doors {
         for family in [IpFamily::V4, IpFamily::V6] {
-            let _ = writeln!(
-                s,
-                "add set inet {table} {} {}",
-                set_name(&door.name, family),
-                set_body(family)
-            );
+            ops.push(NftOp::AddSet {
+                name: set_name(&door.name, family),
+                family,
+            });
         }
-    }
-}
-
-/// Adds the input chain's rules for `doors` (the chain must exist and be empty).
-fn add_chain_rules(s: &mut String, table: &str, doors: &[&DoorSpec], stealth_port: Option<u16>) {
-    for rule in chain_rules(doors, stealth_port) {
-        let _ = writeln!(s, "add rule inet {table} input {rule}");
     }
 }
 
@@ -236,7 +339,7 @@ pub(crate) struct ElementChange<'a> {
 /// delete them all, re-add the opened ones with their new timeouts. When
 /// the same door and address appear more than once, the last change wins,
 /// as if they had run one after another.
-pub(crate) fn batch_script(table: &str, changes: &[ElementChange<'_>]) -> String {
+pub(crate) fn batch_ops(changes: &[ElementChange<'_>]) -> Vec<NftOp> {
     // Per set, in order of first appearance: (address, seconds), deduplicated.
     let mut sets: Vec<(String, Vec<(IpAddr, u32)>)> = Vec::new();
     let mut set_index: HashMap<String, usize> = HashMap::new();
@@ -256,26 +359,34 @@ pub(crate) fn batch_script(table: &str, changes: &[ElementChange<'_>]) -> String
             }
         }
     }
-    let mut s = String::new();
-    for (set, elements) in &sets {
-        let list = |pick: &dyn Fn(&(IpAddr, u32)) -> Option<String>| {
-            elements
+    let mut ops = Vec::new();
+    for (set, elements) in sets {
+        ops.push(NftOp::AddElements {
+            set: set.clone(),
+            elements: elements
                 .iter()
-                .filter_map(pick)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let all_timed = list(&|(ip, seconds)| Some(format!("{ip} timeout {}s", (*seconds).max(1))));
-        let all = list(&|(ip, _)| Some(ip.to_string()));
-        let opened =
-            list(&|(ip, seconds)| (*seconds > 0).then(|| format!("{ip} timeout {seconds}s")));
-        let _ = writeln!(s, "add element inet {table} {set} {{ {all_timed} }}");
-        let _ = writeln!(s, "delete element inet {table} {set} {{ {all} }}");
+                .map(|(ip, seconds)| (*ip, (*seconds).max(1)))
+                .collect(),
+        });
+        ops.push(NftOp::DeleteElements {
+            set: set.clone(),
+            elements: elements.iter().map(|(ip, _)| *ip).collect(),
+        });
+        let opened: Vec<(IpAddr, u32)> = elements.into_iter().filter(|(_, s)| *s > 0).collect();
         if !opened.is_empty() {
-            let _ = writeln!(s, "add element inet {table} {set} {{ {opened} }}");
+            ops.push(NftOp::AddElements {
+                set,
+                elements: opened,
+            });
         }
     }
-    s
+    ops
+}
+
+/// [`batch_ops`] as an nft script.
+#[cfg(test)]
+pub(crate) fn batch_script(table: &str, changes: &[ElementChange<'_>]) -> String {
+    script(table, &batch_ops(changes))
 }
 
 /// Opens (or extends: the new timeout replaces the old) `door` for `ip`.
@@ -298,8 +409,8 @@ pub(crate) fn close_script(table: &str, door: &str, ip: IpAddr) -> String {
 }
 
 /// Removes spad's table; fine if it is not there.
-pub(crate) fn teardown_script(table: &str) -> String {
-    format!("add table inet {table}\ndelete table inet {table}\n")
+pub(crate) fn teardown_ops() -> Vec<NftOp> {
+    vec![NftOp::AddTable, NftOp::DeleteTable]
 }
 
 #[cfg(test)]
@@ -331,7 +442,10 @@ mod tests {
         let ssh = door("ssh", &["tcp/22"]);
         let multi = door("multi", &["tcp/80", "tcp/443", "udp/53", "tcp/22"]);
         assert_eq!(
-            chain_rules(&[&ssh, &multi], Some(62210)),
+            chain_rules(&[&ssh, &multi], Some(62210))
+                .iter()
+                .map(Rule::to_string)
+                .collect::<Vec<_>>(),
             [
                 "udp dport 62210 drop",
                 "ct state established,related accept",
@@ -345,7 +459,7 @@ mod tests {
                 "udp dport 53 drop",
             ]
         );
-        assert_eq!(chain_rules(&[], None), Vec::<String>::new());
+        assert_eq!(chain_rules(&[], None), Vec::<Rule>::new());
     }
 
     #[test]
