@@ -3,7 +3,9 @@
 //! `main.rs` only parses the command line and calls in here.
 
 pub mod capture;
+pub mod check;
 pub mod config;
+pub mod control;
 pub mod counters;
 pub mod daemon;
 pub mod durable;

@@ -31,6 +31,37 @@ struct Cli {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
+    /// Show the open doors, the counters and the last reload of the running spad.
+    ///
+    /// Asks the daemon over its control socket (root, or a member of group spad).
+    Status {
+        /// Print the status as one JSON object (for scripts).
+        #[arg(long, conflicts_with = "prometheus")]
+        json: bool,
+        /// Print the status in the Prometheus text format.
+        #[arg(long)]
+        prometheus: bool,
+        /// The daemon's control socket (control_socket in the config).
+        #[arg(long, value_name = "PATH", default_value = spad::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Close an open door now: for one address, or every open door with --all.
+    ///
+    /// Example: spad close ssh 203.0.113.7
+    Close {
+        /// The door (as named in the config).
+        #[arg(required_unless_present = "all", requires = "addr")]
+        door: Option<String>,
+        /// The address it is open for.
+        #[arg(required_unless_present = "all")]
+        addr: Option<std::net::IpAddr>,
+        /// Close every open door.
+        #[arg(long, conflicts_with_all = ["door", "addr"])]
+        all: bool,
+        /// The daemon's control socket (control_socket in the config).
+        #[arg(long, value_name = "PATH", default_value = spad::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
     /// Print a spad config equivalent to a knockd.conf (review it, then use it).
     ///
     /// Example: spad import-knockd /etc/knockd.conf > /etc/spad.toml
@@ -59,8 +90,87 @@ fn init_logging() {
     }
 }
 
+/// `spad status` and `spad close`: one request to the running daemon.
+fn control(command: &Command) -> ExitCode {
+    use spad::control::{request, ControlReply, Request};
+    let (socket, req) = match command {
+        Command::Status { socket, .. } => (socket, Request::Status),
+        Command::Close {
+            all: true, socket, ..
+        } => (socket, Request::CloseAll),
+        Command::Close {
+            door: Some(door),
+            addr: Some(addr),
+            socket,
+            ..
+        } => (
+            socket,
+            Request::Close {
+                door: door.clone(),
+                addr: *addr,
+            },
+        ),
+        _ => {
+            eprintln!("spad: say which door and address to close, or --all");
+            return ExitCode::from(2);
+        }
+    };
+    match request(socket, &req) {
+        Ok(ControlReply::Status(status)) => {
+            match command {
+                Command::Status { json: true, .. } => match serde_json::to_string_pretty(&status) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => {
+                        eprintln!("spad: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+                Command::Status {
+                    prometheus: true, ..
+                } => print!("{}", status.to_prometheus()),
+                _ => print!("{}", status.to_table()),
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(ControlReply::Closed { closed }) => {
+            if closed.is_empty() {
+                println!("no doors were open");
+            }
+            for d in closed {
+                println!("closed {} for {}", d.door, d.addr);
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(ControlReply::Error { message }) => {
+            eprintln!("spad: {message}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("spad: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The capabilities spad needs (bits of CapEff): CAP_NET_ADMIN (12), CAP_NET_RAW (13).
+fn has_needed_capabilities() -> bool {
+    const NEEDED: u64 = (1 << 12) | (1 << 13);
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        // Without /proc, let the daemon try and report what fails.
+        .is_none_or(|eff| eff & NEEDED == NEEDED)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(command @ (Command::Status { .. } | Command::Close { .. })) = &cli.command {
+        return control(command);
+    }
     if let Some(Command::ImportKnockd { file }) = &cli.command {
         let imported = std::fs::read_to_string(file)
             .map_err(|e| format!("{}: cannot read: {e}", file.display()))
@@ -80,10 +190,17 @@ fn main() -> ExitCode {
         };
     }
     if cli.check {
-        return match spad::daemon::check(&cli.config) {
-            Ok(summary) => {
-                println!("{summary}");
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        return match spad::check::check(&cli.config, now_ms) {
+            Ok(report) if report.ok() => {
+                println!("{report}");
                 ExitCode::SUCCESS
+            }
+            Ok(report) => {
+                eprintln!("{report}");
+                ExitCode::FAILURE
             }
             Err(e) => {
                 eprintln!("{e}");
@@ -113,13 +230,19 @@ fn main() -> ExitCode {
             }
         };
     }
+    if !has_needed_capabilities() {
+        eprintln!(
+            "spad: needs CAP_NET_RAW and CAP_NET_ADMIN (run as root or via conf/spad.service)"
+        );
+        return ExitCode::FAILURE;
+    }
     init_logging();
     let result = spad::daemon::Daemon::start(&cli.config).and_then(|d| d.run());
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Logged once: the log goes to stderr already.
             tracing::error!("{e}");
-            eprintln!("spad: {e}");
             ExitCode::FAILURE
         }
     }
