@@ -165,3 +165,45 @@ fn service_unit_runs_spad_with_only_the_capabilities_it_needs() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn check_fails_on_a_missing_interface_and_no_doors_and_warns_about_keys() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|source| E2eError::Io {
+        what: "creating a temp dir".into(),
+        source,
+    })?;
+    let keys = dir.path().join("keys.d");
+    std::fs::create_dir(&keys).map_err(|source| E2eError::Io {
+        what: "creating keys.d".into(),
+        source,
+    })?;
+    let head = format!(
+        "server_id = \"gw1\"\nkeys_dir = {:?}\nstate_dir = {:?}\n",
+        keys.display().to_string(),
+        dir.path().join("state").display().to_string()
+    );
+    let path = dir.path().join("spad.toml");
+
+    write(
+        &path,
+        &format!("{head}interfaces = [\"spa-op-none0\"]\n[doors.ssh]\nopen = [\"tcp/22\"]\n"),
+    )?;
+    let out = check_config(&path)?;
+    let text = output_text(&out);
+    assert!(!out.status.success(), "a missing interface passed:\n{text}");
+    assert!(
+        text.contains("error: interface \"spa-op-none0\" does not exist on this host"),
+        "{text}"
+    );
+    assert!(
+        text.contains("warning: no active keys for server_id gw1"),
+        "{text}"
+    );
+
+    write(&path, &head)?;
+    let out = check_config(&path)?;
+    let text = output_text(&out);
+    assert!(!out.status.success(), "zero doors passed:\n{text}");
+    assert!(text.contains("error: no doors"), "{text}");
+    Ok(())
+}
