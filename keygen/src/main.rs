@@ -1,4 +1,4 @@
-//! spa-keygen: issues, extends, lists and revokes spa user keys. A thin
+//! spa-keygen: issues, extends, changes, lists and revokes spa user keys. A thin
 //! command line over `spa_keys`: it reads the OS CSPRNG and the clock, writes
 //! 0600 files, and prints where it wrote them — never a secret.
 #![forbid(unsafe_code)]
@@ -13,8 +13,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ring::rand::{SecureRandom, SystemRandom};
 use spa_keys::{
-    check_user_name, entry_path, load_client_key, load_server_entry, parse_date, parse_knock_spec,
-    scan_keys_dir, write_secret_file, ClientKey, Gateway, RotatingKnock, ServerEntry,
+    check_user_name, edit_server_entry, entry_path, load_client_key, load_server_entry, parse_date,
+    parse_knock_spec, scan_keys_dir, write_secret_file, ClientKey, EntryChanges, Gateway,
+    RotatingKnock, ServerEntry,
 };
 use spa_proto::{DoorName, SecretBytes, ServerId, UserSecret};
 use zeroize::Zeroize;
@@ -34,6 +35,7 @@ Example: give alice a key for gateway gw1.example.net, then for gw2 as well:
   spa-keygen add-gateway --key alice.key --server-id gw2.example.net --doors ssh \\
       --keys-dir /srv/gw2/keys.d
   spa-keygen list --keys-dir /etc/spad/keys.d
+  spa-keygen set --user alice --doors ssh --expires 2027-06-30 --keys-dir /etc/spad/keys.d
   spa-keygen revoke --user alice --keys-dir /etc/spad/keys.d
 
 alice.key holds alice's secret: hand it to her over a safe channel. Each gateway's
@@ -53,6 +55,10 @@ enum Command {
     AddGateway(AddGatewayArgs),
     /// Show every entry of a keys directory.
     List(ListArgs),
+    /// Change a user's entry on this gateway: doors, expiry, observed addresses.
+    ///
+    /// The entry file is edited in place: its comments stay.
+    Set(SetArgs),
     /// Revoke a user's entry on this gateway (or delete it with --delete).
     Revoke(RevokeArgs),
 }
@@ -118,6 +124,36 @@ struct ListArgs {
 }
 
 #[derive(Args, Debug)]
+struct SetArgs {
+    /// The user whose entry to change.
+    #[arg(long)]
+    user: String,
+    /// The gateway's keys directory.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_KEYS_DIR)]
+    keys_dir: PathBuf,
+    /// The doors the key may open from now on, comma separated (replaces the list).
+    #[arg(long, value_name = "DOOR,...", value_delimiter = ',')]
+    doors: Option<Vec<DoorName>>,
+    /// Last day (UTC) the key works, e.g. 2027-01-31, or "never".
+    #[arg(long, value_name = "YYYY-MM-DD|never", value_parser = parse_expiry)]
+    expires: Option<Expiry>,
+    /// Accept packets that ask for "the address the server sees": yes or no.
+    #[arg(long, value_name = "yes|no", value_parser = clap::builder::BoolishValueParser::new())]
+    allow_observed: Option<bool>,
+}
+
+/// `--expires` of `set`: a day, or no expiry.
+#[derive(Debug, Clone, Copy)]
+struct Expiry(Option<time::Date>);
+
+fn parse_expiry(text: &str) -> std::result::Result<Expiry, String> {
+    if text == "never" {
+        return Ok(Expiry(None));
+    }
+    parse_date(text).map(|d| Expiry(Some(d)))
+}
+
+#[derive(Args, Debug)]
 struct RevokeArgs {
     /// The user whose entry to revoke.
     #[arg(long)]
@@ -136,6 +172,7 @@ fn main() -> ExitCode {
         Command::Issue(a) => issue(a),
         Command::AddGateway(a) => add_gateway(a),
         Command::List(a) => list(a),
+        Command::Set(a) => set(a),
         Command::Revoke(a) => revoke(a),
     };
     match result {
@@ -365,8 +402,11 @@ fn revoke(a: RevokeArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    entry.revoked = true;
-    write_secret_file(&path, &entry.to_toml(), true)
+    let changes = EntryChanges {
+        revoked: Some(true),
+        ..EntryChanges::default()
+    };
+    entry = edit_server_entry(&path, &changes)
         .with_context(|| format!("rewriting server entry {}", path.display()))?;
     println!(
         "revoked {} on {}: {} now says revoked = true; spad picks it up on reload \
@@ -376,6 +416,67 @@ fn revoke(a: RevokeArgs) -> Result<ExitCode> {
         path.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn set(a: SetArgs) -> Result<ExitCode> {
+    check_user_name(&a.user).context("--user")?;
+    require_dir(&a.keys_dir)?;
+    let path = entry_path(&a.keys_dir, &a.user);
+    if !path.exists() {
+        bail!(
+            "no entry for user {} in {} (no file {}); see: spa-keygen list --keys-dir {}",
+            a.user,
+            a.keys_dir.display(),
+            path.display(),
+            a.keys_dir.display()
+        );
+    }
+    if a.doors.as_ref().is_some_and(Vec::is_empty) {
+        bail!(
+            "--doors needs at least one door (to stop a key opening anything: spa-keygen revoke)"
+        );
+    }
+    if let Some(Expiry(Some(day))) = a.expires {
+        check_not_past(day)?;
+    }
+    let changes = EntryChanges {
+        doors: a.doors,
+        expires: a.expires.map(|e| e.0),
+        allow_observed: a.allow_observed,
+        revoked: None,
+    };
+    if changes.is_empty() {
+        bail!("nothing to change: give --doors, --expires or --allow-observed");
+    }
+    let entry = edit_server_entry(&path, &changes)
+        .with_context(|| format!("changing server entry {}", path.display()))?;
+    let doors: Vec<&str> = entry.doors.iter().map(|d| d.as_str()).collect();
+    println!(
+        "changed {} on {} ({}): doors {}, expires {}, allow_observed {}{}",
+        entry.user,
+        entry.server_id,
+        path.display(),
+        doors.join(","),
+        entry
+            .expires
+            .map_or_else(|| "never".to_owned(), |d| d.to_string()),
+        if entry.allow_observed { "yes" } else { "no" },
+        if entry.revoked {
+            " (still revoked)"
+        } else {
+            ""
+        }
+    );
+    println!("spad picks it up on reload (systemctl reload spad, or SIGHUP).");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_not_past(day: time::Date) -> Result<()> {
+    let today = time::OffsetDateTime::now_utc().date();
+    if day < today {
+        bail!("--expires {day} is in the past (today is {today} UTC); the key would never work");
+    }
+    Ok(())
 }
 
 /// Cross-field checks clap cannot express.
@@ -397,12 +498,7 @@ fn check_entry_args(e: &EntryArgs) -> Result<()> {
         }
     }
     if let Some(day) = e.expires {
-        let today = time::OffsetDateTime::now_utc().date();
-        if day < today {
-            bail!(
-                "--expires {day} is in the past (today is {today} UTC); the key would never work"
-            );
-        }
+        check_not_past(day)?;
     }
     Ok(())
 }
