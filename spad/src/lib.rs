@@ -4,6 +4,7 @@
 
 pub mod capture;
 pub mod check;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod counters;

@@ -1,75 +1,10 @@
 //! spad: the SPA daemon. Parses the command line and runs the daemon.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use spad::cli::{Cli, Command};
 use tracing_subscriber::filter::LevelFilter;
-
-/// spad keeps doors (ssh, an admin page, …) closed to everyone and opens one,
-/// for one address and for a while, when a valid SPA packet asks for it.
-#[derive(Debug, Parser)]
-#[command(
-    version,
-    after_help = "Examples:\n  spad --config /etc/spad.toml            run (as a systemd service: see conf/spad.service)\n  spad --check --config /etc/spad.toml    check the config and its keys, then exit\n\nSignals: SIGHUP reloads the config and keys, SIGTERM closes every open door and exits,\nSIGUSR1 logs the counters."
-)]
-struct Cli {
-    /// The configuration file.
-    #[arg(long, short = 'c', default_value = spad::config::DEFAULT_PATH)]
-    config: PathBuf,
-    /// Check the configuration and the keys directory, print a summary, and exit.
-    #[arg(long, conflicts_with = "init_state")]
-    check: bool,
-    /// First install only: create the state directory and an empty replay cache, so
-    /// the first start does not refuse packets for `skew_secs`. Never run it after
-    /// the state directory was lost: that wait is what stops old packets being replayed.
-    #[arg(long)]
-    init_state: bool,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Debug, clap::Subcommand)]
-enum Command {
-    /// Show the open doors, the counters and the last reload of the running spad.
-    ///
-    /// Asks the daemon over its control socket (root, or a member of group spad).
-    Status {
-        /// Print the status as one JSON object (for scripts).
-        #[arg(long, conflicts_with = "prometheus")]
-        json: bool,
-        /// Print the status in the Prometheus text format.
-        #[arg(long)]
-        prometheus: bool,
-        /// The daemon's control socket (control_socket in the config).
-        #[arg(long, value_name = "PATH", default_value = spad::control::DEFAULT_SOCKET)]
-        socket: PathBuf,
-    },
-    /// Close an open door now: for one address, or every open door with --all.
-    ///
-    /// Example: spad close ssh 203.0.113.7
-    Close {
-        /// The door (as named in the config).
-        #[arg(required_unless_present = "all", requires = "addr")]
-        door: Option<String>,
-        /// The address it is open for.
-        #[arg(required_unless_present = "all")]
-        addr: Option<std::net::IpAddr>,
-        /// Close every open door.
-        #[arg(long, conflicts_with_all = ["door", "addr"])]
-        all: bool,
-        /// The daemon's control socket (control_socket in the config).
-        #[arg(long, value_name = "PATH", default_value = spad::control::DEFAULT_SOCKET)]
-        socket: PathBuf,
-    },
-    /// Print a spad config equivalent to a knockd.conf (review it, then use it).
-    ///
-    /// Example: spad import-knockd /etc/knockd.conf > /etc/spad.toml
-    ImportKnockd {
-        /// The knockd configuration file.
-        file: PathBuf,
-    },
-}
 
 fn init_logging() {
     // SPAD_LOG=debug|info|warn|error (default info); debug logs every dropped datagram.

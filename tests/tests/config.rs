@@ -145,7 +145,7 @@ fn service_unit_runs_spad_with_only_the_capabilities_it_needs() -> Result<()> {
     let has = |key: &str, value: &str| settings.get(key).is_some_and(|v| v.contains(&value));
     for (key, value) in [
         ("Type", "notify"),
-        ("ExecStart", "/usr/local/bin/spad --config /etc/spad.toml"),
+        ("ExecStart", "/usr/sbin/spad --config /etc/spad.toml"),
         ("ExecReload", "/bin/kill -HUP $MAINPID"),
         ("CapabilityBoundingSet", "CAP_NET_RAW CAP_NET_ADMIN"),
         ("AmbientCapabilities", "CAP_NET_RAW CAP_NET_ADMIN"),
