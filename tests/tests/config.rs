@@ -207,3 +207,24 @@ fn check_fails_on_a_missing_interface_and_no_doors_and_warns_about_keys() -> Res
     assert!(text.contains("error: no doors"), "{text}");
     Ok(())
 }
+
+#[test]
+fn a_start_without_capabilities_names_them_once() -> Result<()> {
+    let spad = spa_e2e::bins::workspace_bin("spad")?;
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&spad)
+        .args(["--config", "/nonexistent/spad.toml"])
+        .output()
+        .map_err(|source| E2eError::Io {
+            what: "running spad as nobody".into(),
+            source,
+        })?;
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "spad: needs CAP_NET_RAW and CAP_NET_ADMIN (run as root or via conf/spad.service)\n"
+    );
+    assert!(out.stdout.is_empty());
+    Ok(())
+}
