@@ -52,9 +52,9 @@ fn control(command: &Command) -> ExitCode {
     };
     match request(socket, &req) {
         Ok(ControlReply::Status(status)) => {
-            match command {
+            let text = match command {
                 Command::Status { json: true, .. } => match serde_json::to_string_pretty(&status) {
-                    Ok(text) => println!("{text}"),
+                    Ok(text) => text + "\n",
                     Err(e) => {
                         eprintln!("spad: {e}");
                         return ExitCode::FAILURE;
@@ -62,19 +62,20 @@ fn control(command: &Command) -> ExitCode {
                 },
                 Command::Status {
                     prometheus: true, ..
-                } => print!("{}", status.to_prometheus()),
-                _ => print!("{}", status.to_table()),
-            }
-            ExitCode::SUCCESS
+                } => status.to_prometheus(),
+                _ => status.to_table(),
+            };
+            print_out(&text)
         }
         Ok(ControlReply::Closed { closed }) => {
+            let mut text = String::new();
             if closed.is_empty() {
-                println!("no doors were open");
+                text.push_str("no doors were open\n");
             }
             for d in closed {
-                println!("closed {} for {}", d.door, d.addr);
+                text.push_str(&format!("closed {} for {}\n", d.door, d.addr));
             }
-            ExitCode::SUCCESS
+            print_out(&text)
         }
         Ok(ControlReply::Error { message }) => {
             eprintln!("spad: {message}");
@@ -82,6 +83,19 @@ fn control(command: &Command) -> ExitCode {
         }
         Err(e) => {
             eprintln!("spad: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes to stdout; a reader that went away (`spad status | head`) is not an error.
+fn print_out(text: &str) -> ExitCode {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("spad: writing to stdout: {e}");
             ExitCode::FAILURE
         }
     }
