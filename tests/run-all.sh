@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace; exits non-zero if anything fails.
 # The end-to-end tests (package spa-e2e) need root: they build network
-# namespaces and drive nftables/iptables inside them.
+# namespaces and drive nftables/iptables inside them. On a fresh Debian
+# machine it first installs what they drive (tests/setup.sh).
 #
 #   sudo bash tests/run-all.sh          # everything
 #   SPA_RUN_DEMO=1 sudo bash tests/run-all.sh   # ... and the README demo too
@@ -13,6 +14,8 @@ if [[ $EUID -ne 0 ]]; then
     echo "run-all: the end-to-end tests need root (network namespaces, firewall): sudo bash $0" >&2
     exit 1
 fi
+
+bash tests/setup.sh
 
 echo "run-all: building the binaries the end-to-end tests run"
 cargo build --workspace --bins

@@ -26,8 +26,16 @@ fn bin_dir() -> Result<PathBuf, Box<dyn std::error::Error>> {
     if std::env::var_os("SPA_BENCH_NO_BUILD").is_none() {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "--bins", "-p", "spad", "-p", "spa-keys"])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        cmd.args([
+            "build",
+            "--quiet",
+            "--bins",
+            "-p",
+            "spad",
+            "-p",
+            "spa-keygen",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
         if let Some(target) = dir.parent() {
             cmd.env("CARGO_TARGET_DIR", target);
         }

@@ -1,4 +1,4 @@
-//! spa-keys: the key files of spa and the `spa-keygen` tool behind them.
+//! spa-keys: the key files of spa, the library behind `spa-keygen` (package keygen/).
 //!
 //! A user holds a client key file with their secret `S` (PROTOCOL §1); each
 //! gateway holds, per user, a server entry with `K_srv` derived from `S` for
@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod client_key;
+mod entry_edit;
 mod error;
 mod keys_dir;
 mod rotating_knock;
@@ -18,6 +19,7 @@ mod toml_fields;
 mod user_name;
 
 pub use client_key::{load_client_key, parse_client_key, ClientKey, Gateway};
+pub use entry_edit::{edit_server_entry, EntryChanges};
 pub use error::KeyFileError;
 pub use keys_dir::{entry_path, load_keys_dir, scan_keys_dir, EntryFiles, KeysDir};
 pub use rotating_knock::{parse_knock_spec, KnockError, RotatingKnock};

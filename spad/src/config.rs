@@ -98,6 +98,10 @@ fn default_secs() -> u32 {
 fn default_max_secs() -> u32 {
     3600
 }
+fn default_control_socket() -> PathBuf {
+    PathBuf::from(crate::control::DEFAULT_SOCKET)
+}
+
 fn default_cmd_timeout() -> u64 {
     10
 }
@@ -127,6 +131,8 @@ struct RawConfig {
     backend: BackendName,
     #[serde(default = "default_table")]
     nft_table: String,
+    #[serde(default = "default_control_socket")]
+    control_socket: PathBuf,
     #[serde(default)]
     doors: BTreeMap<Spanned<String>, RawDoor>,
 }
@@ -273,6 +279,8 @@ pub struct Config {
     pub stealth: bool,
     /// nftables table name.
     pub nft_table: String,
+    /// Where `spad status` and `spad close` reach the daemon.
+    pub control_socket: PathBuf,
     /// The doors.
     pub doors: Vec<Door>,
 }
@@ -357,6 +365,7 @@ impl Config {
             replay_cap: raw.replay_cap,
             stealth: raw.stealth,
             nft_table: raw.nft_table,
+            control_socket: raw.control_socket,
             doors,
         })
     }

@@ -71,6 +71,16 @@ impl Counters {
         self.overload.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Grants so far.
+    pub fn granted(&self) -> u64 {
+        self.granted.load(Ordering::Relaxed)
+    }
+
+    /// Knocks dropped for a full queue so far.
+    pub fn overloaded(&self) -> u64 {
+        self.overload.load(Ordering::Relaxed)
+    }
+
     /// Rejections for one reason so far.
     pub fn rejected(&self, reason: Reason) -> u64 {
         self.rejected[index(reason)].load(Ordering::Relaxed)

@@ -21,6 +21,7 @@ use crate::audit;
 use crate::capture::{Capture, CaptureError, CaptureHandle, FilterSpec};
 use crate::clock;
 use crate::config::{Config, ConfigError, DoorKind};
+use crate::control::{Access, ControlListener, ReloadStatus};
 use crate::effects::Surroundings;
 use crate::executor;
 use crate::firewall::{Firewall, FirewallError, FirewallSettings};
@@ -28,6 +29,7 @@ use crate::intake::{capture_loop, Event, Shared};
 use crate::journal::{Journal, JournalStart, StateError};
 use crate::one_time_file::mark_one_time_used;
 use crate::rules::{gateway_config, verifier_config};
+use crate::status::{self, StatusSources};
 use crate::trust::check_config_file;
 
 /// Why spad could not start or keep running.
@@ -200,6 +202,10 @@ pub struct Daemon {
     sender: Sender<Event>,
     /// When to check the firewall again after a repair failed (monotonic ms).
     repair_retry_at: Option<u64>,
+    /// When spad started (Unix seconds), for `spad status`.
+    started_unix: u64,
+    /// The last reload and its result, for `spad status`.
+    last_reload: Option<ReloadStatus>,
 }
 
 /// A failed firewall repair is tried again after this long, ms.
@@ -237,6 +243,8 @@ impl Daemon {
             events,
             sender,
             repair_retry_at: None,
+            started_unix: now.wall_ms / 1000,
+            last_reload: None,
         };
         // Start from a compact journal of what is live (and restore doors).
         let mut snapshot = Around {
@@ -253,6 +261,7 @@ impl Daemon {
         daemon.start_captures(ports)?;
         daemon.start_signals()?;
         daemon.start_firewall_watch()?;
+        daemon.start_control()?;
         let keys = daemon
             .shared
             .verifier
@@ -349,6 +358,26 @@ impl Daemon {
         Ok(())
     }
 
+    /// The control socket (`spad status`, `spad close`): a thread blocked
+    /// in `accept` hands each request to the main loop, which answers it.
+    /// Without it spad still guards and opens doors: an operator's window
+    /// that cannot open is an error in the log, never a reason to lock out users.
+    fn start_control(&self) -> Result<(), DaemonError> {
+        let listener =
+            match ControlListener::bind(&self.config.control_socket, Access::from_system()) {
+                Ok(listener) => listener,
+                Err(e) => {
+                    error!("no control socket, `spad status` and `spad close` will not work: {e}");
+                    return Ok(());
+                }
+            };
+        let tx = self.sender.clone();
+        listener
+            .spawn(move |r| tx.send(Event::Control(r)).is_ok())
+            .map_err(|e| DaemonError::Runtime(format!("cannot start the control thread: {e}")))?;
+        Ok(())
+    }
+
     /// After a change by someone else: if spad's setup is not all there,
     /// rebuild it (drop rules first) and reopen the open doors for their
     /// remaining time. A failed repair is tried again every second.
@@ -427,6 +456,19 @@ impl Daemon {
                         stopping = true;
                     }
                     Event::FirewallChanged(what) => self.reconcile_firewall(&what, now),
+                    Event::Control(req) => {
+                        let sources = StatusSources {
+                            config: &self.config,
+                            shared: &self.shared,
+                            captures: &self.captures,
+                            started_unix: self.started_unix,
+                            last_reload: &self.last_reload,
+                        };
+                        let reply = status::answer(&mut self.gateway, req.kind, &sources, now);
+                        // The closes it asked for happen before the answer goes out.
+                        self.apply(now);
+                        let _ = req.reply.send(reply);
+                    }
                     Event::CaptureFailed(iface, e) => {
                         error!(interface = %iface, "capture failed: {e}");
                         failure = Some(e);
@@ -460,7 +502,13 @@ impl Daemon {
     /// SIGHUP: a bad new config is reported and the old one keeps running.
     fn reload(&mut self, now: Now) {
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
-        match self.try_reload(now) {
+        let result = self.try_reload(now);
+        self.last_reload = Some(ReloadStatus {
+            at_unix: now.wall_ms / 1000,
+            ok: result.is_ok(),
+            error: result.as_ref().err().map(|e| e.to_string()),
+        });
+        match result {
             Ok(()) => info!(doors = self.config.doors.len(), "configuration reloaded"),
             Err(e) => error!("reload failed, still running the previous configuration: {e}"),
         }
@@ -475,6 +523,10 @@ impl Daemon {
             (config.state_dir != self.config.state_dir, "state_dir"),
             (config.interfaces != self.config.interfaces, "interfaces"),
             (config.nft_table != self.config.nft_table, "nft_table"),
+            (
+                config.control_socket != self.config.control_socket,
+                "control_socket",
+            ),
         ] {
             if changed {
                 warn!("{name} changed: it takes effect after a restart");
@@ -485,6 +537,7 @@ impl Daemon {
         config.state_dir = self.config.state_dir.clone();
         config.interfaces = self.config.interfaces.clone();
         config.nft_table = self.config.nft_table.clone();
+        config.control_socket = self.config.control_socket.clone();
         let keyring = load_keyring(&config)?;
         self.firewall.reconfigure(&config.door_specs())?;
         self.shared.spa_port.store(config.port, Ordering::Relaxed);

@@ -32,6 +32,8 @@ pub enum Event {
     CaptureFailed(String, CaptureError),
     /// Someone else changed nf_tables where spad's firewall lives.
     FirewallChanged(String),
+    /// A request on the control socket (`spad status`, `spad close`).
+    Control(crate::control::ControlRequest),
 }
 
 /// State the capture threads share with the main loop.

@@ -5,8 +5,10 @@
 pub mod audit;
 pub mod capture;
 pub mod check;
+pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod counters;
 pub mod daemon;
 pub mod effects;
@@ -18,4 +20,5 @@ pub mod journal;
 pub mod local_addrs;
 pub mod one_time_file;
 pub mod rules;
+pub mod status;
 pub mod trust;

@@ -1,44 +1,10 @@
 //! spad: the SPA daemon. Parses the command line and runs the daemon.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use spad::cli::{Cli, Command};
 use tracing_subscriber::filter::LevelFilter;
-
-/// spad keeps doors (ssh, an admin page, …) closed to everyone and opens one,
-/// for one address and for a while, when a valid SPA packet asks for it.
-#[derive(Debug, Parser)]
-#[command(
-    version,
-    after_help = "Examples:\n  spad --config /etc/spad.toml            run (as a systemd service: see conf/spad.service)\n  spad --check --config /etc/spad.toml    check the config and its keys, then exit\n\nSignals: SIGHUP reloads the config and keys, SIGTERM closes every open door and exits,\nSIGUSR1 logs the counters."
-)]
-struct Cli {
-    /// The configuration file.
-    #[arg(long, short = 'c', default_value = spad::config::DEFAULT_PATH)]
-    config: PathBuf,
-    /// Check the configuration and the keys directory, print a summary, and exit.
-    #[arg(long, conflicts_with = "init_state")]
-    check: bool,
-    /// First install only: create the state directory and an empty replay cache, so
-    /// the first start does not refuse packets for `skew_secs`. Never run it after
-    /// the state directory was lost: that wait is what stops old packets being replayed.
-    #[arg(long)]
-    init_state: bool,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Debug, clap::Subcommand)]
-enum Command {
-    /// Print a spad config equivalent to a knockd.conf (review it, then use it).
-    ///
-    /// Example: spad import-knockd /etc/knockd.conf > /etc/spad.toml
-    ImportKnockd {
-        /// The knockd configuration file.
-        file: PathBuf,
-    },
-}
 
 fn init_logging() {
     // SPAD_LOG=debug|info|warn|error (default info); debug logs every dropped datagram.
@@ -59,8 +25,101 @@ fn init_logging() {
     }
 }
 
+/// `spad status` and `spad close`: one request to the running daemon.
+fn control(command: &Command) -> ExitCode {
+    use spad::control::{request, ControlReply, Request};
+    let (socket, req) = match command {
+        Command::Status { socket, .. } => (socket, Request::Status),
+        Command::Close {
+            all: true, socket, ..
+        } => (socket, Request::CloseAll),
+        Command::Close {
+            door: Some(door),
+            addr: Some(addr),
+            socket,
+            ..
+        } => (
+            socket,
+            Request::Close {
+                door: door.clone(),
+                addr: *addr,
+            },
+        ),
+        _ => {
+            eprintln!("spad: say which door and address to close, or --all");
+            return ExitCode::from(2);
+        }
+    };
+    match request(socket, &req) {
+        Ok(ControlReply::Status(status)) => {
+            let text = match command {
+                Command::Status { json: true, .. } => match serde_json::to_string_pretty(&status) {
+                    Ok(text) => text + "\n",
+                    Err(e) => {
+                        eprintln!("spad: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+                Command::Status {
+                    prometheus: true, ..
+                } => status.to_prometheus(),
+                _ => status.to_table(),
+            };
+            print_out(&text)
+        }
+        Ok(ControlReply::Closed { closed }) => {
+            let mut text = String::new();
+            if closed.is_empty() {
+                text.push_str("no doors were open\n");
+            }
+            for d in closed {
+                text.push_str(&format!("closed {} for {}\n", d.door, d.addr));
+            }
+            print_out(&text)
+        }
+        Ok(ControlReply::Error { message }) => {
+            eprintln!("spad: {message}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("spad: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes to stdout; a reader that went away (`spad status | head`) is not an error.
+fn print_out(text: &str) -> ExitCode {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("spad: writing to stdout: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The capabilities spad needs (bits of CapEff): CAP_NET_ADMIN (12), CAP_NET_RAW (13).
+fn has_needed_capabilities() -> bool {
+    const NEEDED: u64 = (1 << 12) | (1 << 13);
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        // Without /proc, let the daemon try and report what fails.
+        .is_none_or(|eff| eff & NEEDED == NEEDED)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(command @ (Command::Status { .. } | Command::Close { .. })) = &cli.command {
+        return control(command);
+    }
     if let Some(Command::ImportKnockd { file }) = &cli.command {
         let imported = std::fs::read_to_string(file)
             .map_err(|e| format!("{}: cannot read: {e}", file.display()))
@@ -80,10 +139,14 @@ fn main() -> ExitCode {
         };
     }
     if cli.check {
-        return match spad::check::check(&cli.config) {
-            Ok(summary) => {
-                println!("{summary}");
+        return match spad::check::check(&cli.config, spad::clock::now().wall_ms) {
+            Ok(report) if report.ok() => {
+                println!("{report}");
                 ExitCode::SUCCESS
+            }
+            Ok(report) => {
+                eprintln!("{report}");
+                ExitCode::FAILURE
             }
             Err(e) => {
                 eprintln!("{e}");
@@ -113,13 +176,19 @@ fn main() -> ExitCode {
             }
         };
     }
+    if !has_needed_capabilities() {
+        eprintln!(
+            "spad: needs CAP_NET_RAW and CAP_NET_ADMIN (run as root or via conf/spad.service)"
+        );
+        return ExitCode::FAILURE;
+    }
     init_logging();
     let result = spad::daemon::Daemon::start(&cli.config).and_then(|d| d.run());
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Logged once: the log goes to stderr already.
             tracing::error!("{e}");
-            eprintln!("spad: {e}");
             ExitCode::FAILURE
         }
     }

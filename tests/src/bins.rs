@@ -5,7 +5,7 @@
 //!
 //! `cargo test -p spa-e2e` builds only this package's own bins, so the first
 //! call to [`workspace_bin`] runs `cargo build --bins -p spad -p spa-client
-//! -p spa-keys` once per process (same profile, same target dir) so the tests
+//! -p spa-keygen` once per process (same profile, same target dir) so the tests
 //! never run stale daemons. Set `SPA_E2E_NO_BUILD=1` to skip that step.
 
 use std::path::PathBuf;
@@ -73,7 +73,7 @@ fn build_workspace_bins() -> std::result::Result<(), String> {
         "-p",
         "spa-client",
         "-p",
-        "spa-keys",
+        "spa-keygen",
     ])
     .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     if let Some(target) = profile_dir.parent() {
@@ -91,7 +91,7 @@ fn build_workspace_bins() -> std::result::Result<(), String> {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let first_lines: Vec<&str> = stderr.lines().take(40).collect();
         Err(format!(
-            "`cargo build --bins -p spad -p spa-client -p spa-keys` failed ({}):\n{}",
+            "`cargo build --bins -p spad -p spa-client -p spa-keygen` failed ({}):\n{}",
             out.status,
             first_lines.join("\n")
         ))

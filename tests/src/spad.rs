@@ -83,6 +83,8 @@ impl SpadConfig {
         s += &format!("server_id = {}\n", quote(&self.server_id));
         s += &format!("keys_dir = {}\n", quote(&self.keys_dir.to_string_lossy()));
         s += &format!("state_dir = {}\n", quote(&self.state_dir.to_string_lossy()));
+        let socket = self.state_dir.with_file_name("control.sock");
+        s += &format!("control_socket = {}\n", quote(&socket.to_string_lossy()));
         s += &format!("port = {}\n", self.port);
         s += &format!("skew_secs = {}\n", self.skew_secs);
         s += "stealth = true\n";

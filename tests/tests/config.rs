@@ -145,7 +145,7 @@ fn service_unit_runs_spad_with_only_the_capabilities_it_needs() -> Result<()> {
     let has = |key: &str, value: &str| settings.get(key).is_some_and(|v| v.contains(&value));
     for (key, value) in [
         ("Type", "notify"),
-        ("ExecStart", "/usr/local/bin/spad --config /etc/spad.toml"),
+        ("ExecStart", "/usr/sbin/spad --config /etc/spad.toml"),
         ("ExecReload", "/bin/kill -HUP $MAINPID"),
         ("CapabilityBoundingSet", "CAP_NET_RAW CAP_NET_ADMIN"),
         ("AmbientCapabilities", "CAP_NET_RAW CAP_NET_ADMIN"),
@@ -163,5 +163,68 @@ fn service_unit_runs_spad_with_only_the_capabilities_it_needs() -> Result<()> {
     ] {
         assert!(has(key, value), "conf/spad.service lacks {key}={value}");
     }
+    Ok(())
+}
+
+#[test]
+fn check_fails_on_a_missing_interface_and_no_doors_and_warns_about_keys() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|source| E2eError::Io {
+        what: "creating a temp dir".into(),
+        source,
+    })?;
+    let keys = dir.path().join("keys.d");
+    std::fs::create_dir(&keys).map_err(|source| E2eError::Io {
+        what: "creating keys.d".into(),
+        source,
+    })?;
+    let head = format!(
+        "server_id = \"gw1\"\nkeys_dir = {:?}\nstate_dir = {:?}\n",
+        keys.display().to_string(),
+        dir.path().join("state").display().to_string()
+    );
+    let path = dir.path().join("spad.toml");
+
+    write(
+        &path,
+        &format!("{head}interfaces = [\"spa-op-none0\"]\n[doors.ssh]\nopen = [\"tcp/22\"]\n"),
+    )?;
+    let out = check_config(&path)?;
+    let text = output_text(&out);
+    assert!(!out.status.success(), "a missing interface passed:\n{text}");
+    assert!(
+        text.contains("error: interface \"spa-op-none0\" does not exist on this host"),
+        "{text}"
+    );
+    assert!(
+        text.contains("warning: no active keys for server_id gw1"),
+        "{text}"
+    );
+
+    write(&path, &head)?;
+    let out = check_config(&path)?;
+    let text = output_text(&out);
+    assert!(!out.status.success(), "zero doors passed:\n{text}");
+    assert!(text.contains("error: no doors"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn a_start_without_capabilities_names_them_once() -> Result<()> {
+    let spad = spa_e2e::bins::workspace_bin("spad")?;
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&spad)
+        .args(["--config", "/nonexistent/spad.toml"])
+        .output()
+        .map_err(|source| E2eError::Io {
+            what: "running spad as nobody".into(),
+            source,
+        })?;
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "spad: needs CAP_NET_RAW and CAP_NET_ADMIN (run as root or via conf/spad.service)\n"
+    );
+    assert!(out.stdout.is_empty());
     Ok(())
 }

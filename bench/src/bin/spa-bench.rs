@@ -13,7 +13,7 @@ use spa_bench::targets::Kind;
 /// grants and idle cost, between two network namespaces it creates and deletes.
 #[derive(Debug, Parser)]
 #[command(
-    after_help = "Examples:\n  cargo build --release -p spad -p spa-keys -p spa-bench\n  sudo target/release/spa-bench --write-doc docs/performance.md     # the full run (~15 min)\n  sudo target/release/spa-bench --smoke                              # a few seconds per daemon"
+    after_help = "Examples:\n  cargo build --release -p spad -p spa-keygen -p spa-bench\n  sudo target/release/spa-bench --write-doc docs/performance.md     # the full run (~15 min)\n  sudo target/release/spa-bench --smoke                              # a few seconds per daemon"
 )]
 struct Cli {
     /// Small and quick (CI): 5 knocks, one 1k/s flood, 50 grants, 1 s idle.

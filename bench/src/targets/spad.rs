@@ -42,7 +42,7 @@ impl SpadInstall {
                 Ok(p)
             } else {
                 Err(BenchError::MissingBinary(format!(
-                    "{} is missing: build it with `cargo build --release -p spad -p spa-keys` (or pass --bin-dir)",
+                    "{} is missing: build it with `cargo build --release -p spad -p spa-keygen` (or pass --bin-dir)",
                     p.display()
                 )))
             }

@@ -1,4 +1,4 @@
-//! spa-keygen: issues, extends, lists and revokes spa user keys. A thin
+//! spa-keygen: issues, extends, changes, lists and revokes spa user keys. A thin
 //! command line over `spa_keys`: it reads the OS CSPRNG and the clock, writes
 //! 0600 files, and prints where it wrote them — never a secret.
 #![forbid(unsafe_code)]
@@ -10,125 +10,17 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 use ring::rand::{SecureRandom, SystemRandom};
-use spa_keys::{
-    check_user_name, entry_path, load_client_key, load_server_entry, parse_date, parse_knock_spec,
-    scan_keys_dir, write_secret_file, ClientKey, Gateway, RotatingKnock, ServerEntry,
+use spa_keygen::cli::{
+    AddGatewayArgs, Cli, Command, EntryArgs, Expiry, IssueArgs, ListArgs, RevokeArgs, SetArgs,
 };
-use spa_proto::{DoorName, SecretBytes, ServerId, UserSecret};
+use spa_keys::{
+    check_user_name, edit_server_entry, entry_path, load_client_key, load_server_entry,
+    scan_keys_dir, write_secret_file, ClientKey, EntryChanges, Gateway, ServerEntry,
+};
+use spa_proto::{SecretBytes, UserSecret};
 use zeroize::Zeroize;
-
-const DEFAULT_KEYS_DIR: &str = "/etc/spad/keys.d";
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "spa-keygen",
-    version,
-    about = "Issue and manage spa user keys: a client key file for the user, a server entry per gateway",
-    after_help = "\
-Example: give alice a key for gateway gw1.example.net, then for gw2 as well:
-
-  spa-keygen issue --user alice --server-id gw1.example.net --doors ssh,admin \\
-      --keys-dir /etc/spad/keys.d --out alice.key --host gw1.example.net
-  spa-keygen add-gateway --key alice.key --server-id gw2.example.net --doors ssh \\
-      --keys-dir /srv/gw2/keys.d
-  spa-keygen list --keys-dir /etc/spad/keys.d
-  spa-keygen revoke --user alice --keys-dir /etc/spad/keys.d
-
-alice.key holds alice's secret: hand it to her over a safe channel. Each gateway's
-keys dir gets <user>.toml holding only the key for that gateway, never the secret.
-spad reads new or changed entries on reload (systemctl reload spad, or SIGHUP)."
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Create a new user key: the client key file and the gateway's server entry.
-    Issue(IssueArgs),
-    /// Let an existing key file open doors on another gateway too.
-    AddGateway(AddGatewayArgs),
-    /// Show every entry of a keys directory.
-    List(ListArgs),
-    /// Revoke a user's entry on this gateway (or delete it with --delete).
-    Revoke(RevokeArgs),
-}
-
-/// What a gateway's server entry grants.
-#[derive(Args, Debug)]
-struct EntryArgs {
-    /// The gateway's server_id (as in its spad config).
-    #[arg(long, value_name = "ID")]
-    server_id: ServerId,
-    /// Doors the key may open, comma separated.
-    #[arg(long, value_name = "DOOR,...", value_delimiter = ',', required = true)]
-    doors: Vec<DoorName>,
-    /// The gateway's keys directory, where <user>.toml is written.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_KEYS_DIR)]
-    keys_dir: PathBuf,
-    /// Host name or address the client sends to (stored in the key file).
-    #[arg(long)]
-    host: Option<String>,
-    /// The gateway's SPA port (stored in the key file).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
-    port: Option<u16>,
-    /// Last day (UTC) the key works, e.g. 2027-01-31.
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
-    expires: Option<time::Date>,
-    /// Accept packets that ask for "the address the server sees" (for users behind NAT).
-    #[arg(long)]
-    allow_observed: bool,
-    /// A rotating knock for a classic door: DOOR:N:LO-HI, or DOOR:N:LO-HI:udp.
-    #[arg(long, value_name = "DOOR:N:LO-HI[:udp]", value_parser = parse_knock_spec)]
-    knock: Vec<(DoorName, RotatingKnock)>,
-    /// Overwrite existing files.
-    #[arg(long)]
-    force: bool,
-}
-
-#[derive(Args, Debug)]
-struct IssueArgs {
-    /// User name: 1-64 of a-z 0-9 . _ - (e.g. alice or alice.laptop).
-    #[arg(long)]
-    user: String,
-    /// Where to write the client key file [default: ./<user>.key].
-    #[arg(long, value_name = "FILE")]
-    out: Option<PathBuf>,
-    #[command(flatten)]
-    entry: EntryArgs,
-}
-
-#[derive(Args, Debug)]
-struct AddGatewayArgs {
-    /// The user's client key file (it is rewritten with the new gateway).
-    #[arg(long, value_name = "FILE")]
-    key: PathBuf,
-    #[command(flatten)]
-    entry: EntryArgs,
-}
-
-#[derive(Args, Debug)]
-struct ListArgs {
-    /// The gateway's keys directory.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_KEYS_DIR)]
-    keys_dir: PathBuf,
-}
-
-#[derive(Args, Debug)]
-struct RevokeArgs {
-    /// The user whose entry to revoke.
-    #[arg(long)]
-    user: String,
-    /// The gateway's keys directory.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_KEYS_DIR)]
-    keys_dir: PathBuf,
-    /// Remove the entry file instead of marking it revoked.
-    #[arg(long)]
-    delete: bool,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -136,6 +28,7 @@ fn main() -> ExitCode {
         Command::Issue(a) => issue(a),
         Command::AddGateway(a) => add_gateway(a),
         Command::List(a) => list(a),
+        Command::Set(a) => set(a),
         Command::Revoke(a) => revoke(a),
     };
     match result {
@@ -365,8 +258,11 @@ fn revoke(a: RevokeArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    entry.revoked = true;
-    write_secret_file(&path, &entry.to_toml(), true)
+    let changes = EntryChanges {
+        revoked: Some(true),
+        ..EntryChanges::default()
+    };
+    entry = edit_server_entry(&path, &changes)
         .with_context(|| format!("rewriting server entry {}", path.display()))?;
     println!(
         "revoked {} on {}: {} now says revoked = true; spad picks it up on reload \
@@ -376,6 +272,67 @@ fn revoke(a: RevokeArgs) -> Result<ExitCode> {
         path.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn set(a: SetArgs) -> Result<ExitCode> {
+    check_user_name(&a.user).context("--user")?;
+    require_dir(&a.keys_dir)?;
+    let path = entry_path(&a.keys_dir, &a.user);
+    if !path.exists() {
+        bail!(
+            "no entry for user {} in {} (no file {}); see: spa-keygen list --keys-dir {}",
+            a.user,
+            a.keys_dir.display(),
+            path.display(),
+            a.keys_dir.display()
+        );
+    }
+    if a.doors.as_ref().is_some_and(Vec::is_empty) {
+        bail!(
+            "--doors needs at least one door (to stop a key opening anything: spa-keygen revoke)"
+        );
+    }
+    if let Some(Expiry(Some(day))) = a.expires {
+        check_not_past(day)?;
+    }
+    let changes = EntryChanges {
+        doors: a.doors,
+        expires: a.expires.map(|e| e.0),
+        allow_observed: a.allow_observed,
+        revoked: None,
+    };
+    if changes.is_empty() {
+        bail!("nothing to change: give --doors, --expires or --allow-observed");
+    }
+    let entry = edit_server_entry(&path, &changes)
+        .with_context(|| format!("changing server entry {}", path.display()))?;
+    let doors: Vec<&str> = entry.doors.iter().map(|d| d.as_str()).collect();
+    println!(
+        "changed {} on {} ({}): doors {}, expires {}, allow_observed {}{}",
+        entry.user,
+        entry.server_id,
+        path.display(),
+        doors.join(","),
+        entry
+            .expires
+            .map_or_else(|| "never".to_owned(), |d| d.to_string()),
+        if entry.allow_observed { "yes" } else { "no" },
+        if entry.revoked {
+            " (still revoked)"
+        } else {
+            ""
+        }
+    );
+    println!("spad picks it up on reload (systemctl reload spad, or SIGHUP).");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_not_past(day: time::Date) -> Result<()> {
+    let today = time::OffsetDateTime::now_utc().date();
+    if day < today {
+        bail!("--expires {day} is in the past (today is {today} UTC); the key would never work");
+    }
+    Ok(())
 }
 
 /// Cross-field checks clap cannot express.
@@ -397,12 +354,7 @@ fn check_entry_args(e: &EntryArgs) -> Result<()> {
         }
     }
     if let Some(day) = e.expires {
-        let today = time::OffsetDateTime::now_utc().date();
-        if day < today {
-            bail!(
-                "--expires {day} is in the past (today is {today} UTC); the key would never work"
-            );
-        }
+        check_not_past(day)?;
     }
     Ok(())
 }

@@ -548,3 +548,94 @@ fn bad_input_gets_a_clear_answer() {
             bob.display()
         )));
 }
+
+#[test]
+fn set_and_revoke_edit_the_entry_and_keep_the_admins_comments() {
+    let site = site();
+    issue(&site, "alice", "ssh").success();
+    let entry_file = site.gw1.join("alice.toml");
+    let mut text = fs::read_to_string(&entry_file).unwrap();
+    text.insert_str(0, "# laptop key, ticket OPS-112\n");
+    text = text.replace(
+        "doors = [\"ssh\"]",
+        "doors = [\"ssh\"]  # ssh only until training",
+    );
+    fs::write(&entry_file, &text).unwrap();
+
+    keygen(&site.root)
+        .args(["set", "--user", "alice", "--doors", "ssh,web"])
+        .args(["--expires", "2099-12-31", "--allow-observed", "yes"])
+        .arg("--keys-dir")
+        .arg(&site.gw1)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("changed alice on gw1.example.net"))
+        .stdout(predicate::str::contains(
+            "doors ssh,web, expires 2099-12-31, allow_observed yes",
+        ));
+    let after = fs::read_to_string(&entry_file).unwrap();
+    assert!(
+        after.starts_with("# laptop key, ticket OPS-112\n"),
+        "{after}"
+    );
+    assert!(
+        after.contains("doors = [\"ssh\", \"web\"]  # ssh only until training\n"),
+        "{after}"
+    );
+    assert_eq!(mode(&entry_file), 0o600);
+    let e = load_server_entry(&entry_file).unwrap();
+    assert_eq!(e.doors.len(), 2);
+    assert!(e.allow_observed);
+    assert_eq!(
+        e.expires.map(|d| d.to_string()).as_deref(),
+        Some("2099-12-31")
+    );
+
+    keygen(&site.root)
+        .args(["set", "--user", "alice", "--expires", "never"])
+        .arg("--keys-dir")
+        .arg(&site.gw1)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("expires never"));
+    assert_eq!(load_server_entry(&entry_file).unwrap().expires, None);
+
+    keygen(&site.root)
+        .args(["revoke", "--user", "alice"])
+        .arg("--keys-dir")
+        .arg(&site.gw1)
+        .assert()
+        .success();
+    let revoked = fs::read_to_string(&entry_file).unwrap();
+    assert!(revoked.contains("revoked = true"), "{revoked}");
+    assert!(
+        revoked.starts_with("# laptop key, ticket OPS-112\n"),
+        "{revoked}"
+    );
+    assert!(revoked.contains("# ssh only until training"), "{revoked}");
+}
+
+#[test]
+fn set_refuses_nothing_to_do_a_past_day_and_an_unknown_user() {
+    let site = site();
+    issue(&site, "alice", "ssh").success();
+    let run = |args: &[&str]| {
+        keygen(&site.root)
+            .arg("set")
+            .args(args)
+            .arg("--keys-dir")
+            .arg(&site.gw1)
+            .assert()
+            .failure()
+    };
+    run(&["--user", "alice"]).stderr(predicate::str::contains(
+        "nothing to change: give --doors, --expires or --allow-observed",
+    ));
+    run(&["--user", "alice", "--expires", "2001-01-01"]).stderr(predicate::str::contains(
+        "--expires 2001-01-01 is in the past",
+    ));
+    run(&["--user", "bob", "--doors", "ssh"])
+        .stderr(predicate::str::contains("no entry for user bob"));
+    run(&["--user", "alice", "--allow-observed", "maybe"])
+        .stderr(predicate::str::contains("invalid value 'maybe'"));
+}
