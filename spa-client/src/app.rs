@@ -2,21 +2,23 @@
 //! reads: loads the key, resolves the host, sends, knocks, waits. The only
 //! module that prints; it never prints key material.
 
-use std::fs;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use spa_keys::{load_client_key, ClientKey, Gateway, KeyFileError};
+use spa_keys::{Gateway, KeyFileError};
 use spa_proto::packet::{Address, DEFAULT_PORT};
 use spa_proto::{DoorName, ServerId};
 
 use crate::cli::{Cli, Command, KnockArgs, OpenArgs};
+use crate::keyfile::{choose_gateway, load_key, KeyChoiceError};
 use crate::knock::{KnockError, Knocker, TcpMethod};
+use crate::packet_file::save_packet;
 use crate::rotate::{current_sequence, RotateError};
-use crate::route::{local_address_towards, resolve, Family, RouteError};
+use crate::route::{local_address_towards, resolve_each_family, resolve_spec, Family, RouteError};
 use crate::send::{now_ms, send_open, OpenRequest, SendError};
+use crate::target::{HostSpec, HostSpecError};
 use crate::wait::{human_seconds, wait_for_tcp, WaitOutcome};
 
 /// Exit code: `--wait` saw no answer.
@@ -33,6 +35,23 @@ pub enum AppError {
     /// The key file cannot be used.
     #[error(transparent)]
     Key(#[from] KeyFileError),
+    /// The key file is missing (the message says what to do).
+    #[error(transparent)]
+    KeyChoice(#[from] KeyChoiceError),
+    /// HOST (typed or from the key file) is not a host.
+    #[error(transparent)]
+    Host(#[from] HostSpecError),
+    /// HOST:PORT and --port disagree.
+    #[error("HOST {host} gives a port and --port gives {flag}: give the port once")]
+    TwoPorts {
+        /// HOST as typed.
+        host: String,
+        /// The --port value.
+        flag: u16,
+    },
+    /// A knock HOST with :PORT.
+    #[error("knock HOST {0} has a port: give the ports to knock as separate arguments")]
+    KnockHostPort(String),
     /// No --key and no $HOME to find ~/.spa/key.
     #[error("no key file given and $HOME is not set: pass --key FILE")]
     NoHome,
@@ -83,6 +102,10 @@ impl AppError {
     pub fn exit_code(&self) -> u8 {
         match self {
             AppError::Key(_)
+            | AppError::KeyChoice(_)
+            | AppError::Host(_)
+            | AppError::TwoPorts { .. }
+            | AppError::KnockHostPort(_)
             | AppError::NoHome
             | AppError::NoHost(_)
             | AppError::KnockUsage
@@ -119,16 +142,6 @@ pub fn key_path(cli: &Cli) -> Result<PathBuf, AppError> {
     }
 }
 
-fn load_key(cli: &Cli) -> Result<ClientKey, AppError> {
-    Ok(load_client_key(&key_path(cli)?)?)
-}
-
-fn host_of<'a>(given: Option<&'a str>, gateway: &'a Gateway) -> Result<&'a str, AppError> {
-    given
-        .or(gateway.host.as_deref())
-        .ok_or_else(|| AppError::NoHost(gateway.server_id.clone()))
-}
-
 /// `host:port`, with brackets around an IPv6 literal.
 pub fn host_port(host: &str, port: u16) -> String {
     if host.parse::<std::net::Ipv6Addr>().is_ok() {
@@ -138,69 +151,100 @@ pub fn host_port(host: &str, port: u16) -> String {
     }
 }
 
+/// The port to send to: `--port`, else HOST:PORT, else the key file's, else 62210.
+fn spa_port(flag: Option<u16>, host: &HostSpec, key_file: Option<u16>) -> Result<u16, AppError> {
+    match (flag, host.port) {
+        (Some(f), Some(h)) if f != h => Err(AppError::TwoPorts {
+            host: host.to_string(),
+            flag: f,
+        }),
+        (Some(p), _) | (None, Some(p)) => Ok(p),
+        (None, None) => Ok(key_file.unwrap_or(DEFAULT_PORT)),
+    }
+}
+
+/// HOST as typed, else the key file's `host`.
+fn host_spec(given: Option<&HostSpec>, gateway: &Gateway) -> Result<HostSpec, AppError> {
+    if let Some(h) = given {
+        return Ok(h.clone());
+    }
+    let text = gateway
+        .host
+        .as_deref()
+        .ok_or_else(|| AppError::NoHost(gateway.server_id.clone()))?;
+    text.parse().map_err(AppError::Host)
+}
+
 fn open(
     cli: &Cli,
     args: &OpenArgs,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8, AppError> {
-    let key = load_key(cli)?;
-    let gateway = key.gateway(args.server_id.as_ref())?;
-    let host = host_of(args.host.as_deref(), gateway)?;
-    let port = args.port.or(gateway.port).unwrap_or(DEFAULT_PORT);
-    let dest = resolve(host, port, cli.family())?;
-    let address = if args.observed {
-        Address::Observed
-    } else if let Some(ip) = args.source {
-        Address::from(ip)
+    let key = load_key(&key_path(cli)?)?;
+    let gateway = choose_gateway(&key, args.server_id.as_ref(), args.host.as_ref())?;
+    let host = host_spec(args.host.as_ref(), gateway)?;
+    let port = spa_port(args.port, &host, gateway.port)?;
+    let dests: Vec<SocketAddr> = if args.both {
+        let (v4, v6) = resolve_each_family(&host, port)?;
+        v4.into_iter().chain(v6).collect()
     } else {
-        Address::from(local_address_towards(dest)?)
-    };
-    let request = OpenRequest {
-        door: args.door.clone(),
-        address,
-        seconds: args.seconds.unwrap_or(0),
+        vec![resolve_spec(&host, port, cli.family())?]
     };
     let keys = key.secret.server_key(&gateway.server_id).derive();
-    let packet = send_open(&keys, &request, dest)?;
-    drop(keys);
-    if let Some(path) = &args.save_packet {
-        fs::write(path, packet).map_err(|source| AppError::SavePacket {
-            path: path.clone(),
-            source,
-        })?;
-    }
-    let named = match address {
-        Address::V4(a) => a.to_string(),
-        Address::V6(a) => a.to_string(),
-        Address::Observed => "the address the gateway sees".to_owned(),
-    };
     let time = match args.seconds {
         Some(s) => format!("{s} s"),
         None => "the door's default time".to_owned(),
     };
-    let shown = host_port(host, port);
-    let resolved = if shown == dest.to_string() {
-        String::new()
-    } else {
-        format!(" ({dest})")
-    };
-    let _ = writeln!(
-        out,
-        "sent door {} for {named} ({time}) to {shown}{resolved}, gateway {}",
-        request.door, gateway.server_id
-    );
-    let Some(wait_port) = args.wait else {
+    let shown = host.with_port(port);
+    for dest in &dests {
+        let address = if args.observed {
+            Address::Observed
+        } else if let Some(ip) = args.source {
+            Address::from(ip)
+        } else {
+            Address::from(local_address_towards(*dest)?)
+        };
+        let request = OpenRequest {
+            door: args.door.clone(),
+            address,
+            seconds: args.seconds.unwrap_or(0),
+        };
+        let packet = send_open(&keys, &request, *dest)?;
+        if let Some(path) = &args.save_packet {
+            save_packet(path, &packet).map_err(|source| AppError::SavePacket {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        let named = match address {
+            Address::V4(a) => a.to_string(),
+            Address::V6(a) => a.to_string(),
+            Address::Observed => "the address the gateway sees".to_owned(),
+        };
+        let resolved = if shown == dest.to_string() {
+            String::new()
+        } else {
+            format!(" ({dest})")
+        };
+        let _ = writeln!(
+            out,
+            "sent door {} for {named} ({time}) to {shown}{resolved}, gateway {}",
+            request.door, gateway.server_id
+        );
+    }
+    drop(keys);
+    let (Some(wait_port), Some(first)) = (args.wait, dests.first()) else {
         return Ok(0);
     };
-    let target = SocketAddr::new(dest.ip(), wait_port);
-    let shown = host_port(host, wait_port);
+    let mut target = *first;
+    target.set_port(wait_port);
+    let shown = host.with_port(wait_port);
     match wait_for_tcp(target, Duration::from_secs(args.wait_timeout)) {
         WaitOutcome::Open { after } => {
             let _ = writeln!(
                 out,
-                "door {} is open: connected to {shown} after {}",
-                request.door,
+                "port {wait_port} answered: connected to {shown} after {}",
                 human_seconds(after)
             );
             Ok(0)
@@ -208,8 +252,9 @@ fn open(
         WaitOutcome::TimedOut { after } => {
             let _ = writeln!(
                 err,
-                "no answer from {shown} after {}: the door did not open (check the key, the door name, \
-                 and that your clock is within the server's skew)",
+                "no answer from {shown} after {}: port {wait_port} did not answer (if the door did \
+                 not open: check the key, the door name, and that your clock is within the \
+                 server's skew)",
                 human_seconds(after)
             );
             Ok(EXIT_WAIT_TIMEOUT)
@@ -217,8 +262,11 @@ fn open(
     }
 }
 
-fn knock_target(host: &str, family: Family) -> Result<IpAddr, AppError> {
-    Ok(resolve(host, 9, family)?.ip())
+fn knock_target(host: &HostSpec, family: Family) -> Result<IpAddr, AppError> {
+    if host.port.is_some() {
+        return Err(AppError::KnockHostPort(host.to_string()));
+    }
+    Ok(resolve_spec(host, 9, family)?.ip())
 }
 
 fn make_knocker(target: IpAddr, verbose: bool, err: &mut dyn Write) -> Result<Knocker, AppError> {
@@ -250,7 +298,7 @@ fn classic_knock(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8, AppError> {
-    let host = args.host.as_deref().ok_or(AppError::KnockUsage)?;
+    let host = args.host.as_ref().ok_or(AppError::KnockUsage)?;
     if args.ports.is_empty() {
         return Err(AppError::KnockUsage);
     }
@@ -275,8 +323,8 @@ fn rotating_knock(
     let Some(door) = &args.door else {
         return Err(AppError::KnockUsage);
     };
-    let key = load_key(cli)?;
-    let gateway = key.gateway(args.server_id.as_ref())?;
+    let key = load_key(&key_path(cli)?)?;
+    let gateway = choose_gateway(&key, args.server_id.as_ref(), args.host.as_ref())?;
     let knock = gateway
         .knock
         .get(door)
@@ -295,8 +343,8 @@ fn rotating_knock(
                     .join(", ")
             },
         })?;
-    let host = host_of(args.host.as_deref(), gateway)?;
-    let target = knock_target(host, cli.family())?;
+    let host = host_spec(args.host.as_ref(), gateway)?;
+    let target = knock_target(&host, cli.family())?;
     let keys = key.secret.server_key(&gateway.server_id).derive();
     let (step, steps) = current_sequence(&keys, door, knock, now_ms()?)?;
     drop(keys);

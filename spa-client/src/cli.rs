@@ -9,6 +9,7 @@ use spa_proto::knock::{KnockStep, KnockSyntaxError, KnockSyntaxErrorKind};
 use spa_proto::{DoorName, ServerId};
 
 use crate::route::Family;
+use crate::target::HostSpec;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -84,10 +85,11 @@ pub struct OpenArgs {
     /// The door to open: 1-32 of a-z, 0-9, '_', '-', starting with a letter or digit.
     pub door: DoorName,
 
-    /// The gateway: a name, an IPv4 or an IPv6 address (default: the key file's host).
-    pub host: Option<String>,
+    /// The gateway: NAME, IPv4, IPv6, HOST:PORT, [IPv6]:PORT or fe80::1%IFACE
+    /// (default: the key file's host).
+    pub host: Option<HostSpec>,
 
-    /// The gateway's SPA port (default: the key file's, else 62210).
+    /// The gateway's SPA port (default: HOST:PORT, else the key file's, else 62210).
     #[arg(long, short = 'p', value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
 
@@ -116,9 +118,14 @@ pub struct OpenArgs {
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub wait_timeout: u64,
 
-    /// Also write the exact 100 bytes sent to FILE.
+    /// Also write the exact 100 bytes sent to FILE (mode 0600: it opens the door again).
     #[arg(long, value_name = "FILE")]
     pub save_packet: Option<PathBuf>,
+
+    /// Send one packet per address family (IPv4 and IPv6) when HOST has both,
+    /// each naming this machine's address of that family.
+    #[arg(long, conflicts_with_all = ["source", "save_packet", "ipv4", "ipv6"])]
+    pub both: bool,
 }
 
 /// `spa-client knock`.
@@ -134,7 +141,7 @@ pub struct KnockArgs {
     pub server_id: Option<ServerId>,
 
     /// The host to knock: a name, an IPv4 or an IPv6 address (with --door, default: the key file's host).
-    pub host: Option<String>,
+    pub host: Option<HostSpec>,
 
     /// The sequence: PORT, PORT:tcp or PORT:udp (tcp is the default).
     #[arg(value_name = "PORT[:tcp|:udp]", value_parser = parse_knock_step)]

@@ -5,8 +5,11 @@
 
 pub mod app;
 pub mod cli;
+pub mod keyfile;
 pub mod knock;
+pub mod packet_file;
 pub mod rotate;
 pub mod route;
 pub mod send;
+pub mod target;
 pub mod wait;
