@@ -26,4 +26,6 @@ pub use secret_file::{
 };
 pub use server_entry::{load_server_entry, parse_server_entry, EntryStatus, ServerEntry};
 pub use toml_fields::parse_date;
+/// The TOML field types and the file:line:col error renderer, for other spa config files.
+pub use toml_fields::{located_error, parse_error, DoorField, PortField, ServerIdField};
 pub use user_name::{check_user_name, UserNameError, USER_NAME_MAX_LEN};

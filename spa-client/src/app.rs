@@ -3,21 +3,25 @@
 //! module that prints; it never prints key material.
 
 use std::io::Write;
+
+use clap::Parser as _;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use spa_keys::{Gateway, KeyFileError};
-use spa_proto::packet::{Address, DEFAULT_PORT};
+use spa_keys::{ClientKey, KeyFileError};
+use spa_proto::packet::Address;
 use spa_proto::{DoorName, ServerId};
 
 use crate::cli::{Cli, Command, KnockArgs, OpenArgs};
-use crate::keyfile::{choose_gateway, load_key, KeyChoiceError};
+use crate::keyfile::{load_key, KeyChoiceError};
 use crate::knock::{KnockError, Knocker, TcpMethod};
 use crate::packet_file::save_packet;
+use crate::profile::{FamilyChoice, Layer, Origin, ProfileError, Setting};
 use crate::rotate::{current_sequence, RotateError};
 use crate::route::{local_address_towards, resolve_each_family, resolve_spec, Family, RouteError};
 use crate::send::{now_ms, send_open, OpenRequest, SendError};
+use crate::settings::{key_path, merged, resolve, Profiles, Resolved, SettingsError};
 use crate::target::{HostSpec, HostSpecError};
 use crate::wait::{human_seconds, wait_for_tcp, WaitOutcome};
 
@@ -41,23 +45,27 @@ pub enum AppError {
     /// HOST (typed or from the key file) is not a host.
     #[error(transparent)]
     Host(#[from] HostSpecError),
-    /// HOST:PORT and --port disagree.
-    #[error("HOST {host} gives a port and --port gives {flag}: give the port once")]
-    TwoPorts {
-        /// HOST as typed.
-        host: String,
-        /// The --port value.
-        flag: u16,
-    },
     /// A knock HOST with :PORT.
     #[error("knock HOST {0} has a port: give the ports to knock as separate arguments")]
     KnockHostPort(String),
-    /// No --key and no $HOME to find ~/.spa/key.
-    #[error("no key file given and $HOME is not set: pass --key FILE")]
-    NoHome,
-    /// No HOST on the command line and none in the key file.
-    #[error("no HOST given and the key file's gateway {0} names no host: give HOST")]
-    NoHost(ServerId),
+    /// The profiles and the key file do not add up.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// A profile file cannot be used.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// --save-packet with one packet per family.
+    #[error(
+        "--save-packet saves one packet; it cannot be used with family \"both\" (pass -4 or -6)"
+    )]
+    SaveBoth,
+    /// `spa-client NAME` where NAME is neither a command nor a profile with a door.
+    #[error("{0:?} is not a spa-client command, and no [[host]] block for it in the profiles gives a door: \
+             run spa-client open DOOR {0} (or add door = \"...\" to its [[host]] block; see spa-client config {0})")]
+    NotAnAlias(String),
+    /// An alias's trailing arguments do not parse as `open` options.
+    #[error("{0}")]
+    AliasArgs(String),
     /// Classic knock without a host or ports.
     #[error("knock needs HOST and at least one PORT (or --door DOOR [HOST])")]
     KnockUsage,
@@ -104,10 +112,12 @@ impl AppError {
             AppError::Key(_)
             | AppError::KeyChoice(_)
             | AppError::Host(_)
-            | AppError::TwoPorts { .. }
             | AppError::KnockHostPort(_)
-            | AppError::NoHome
-            | AppError::NoHost(_)
+            | AppError::Settings(_)
+            | AppError::Profile(_)
+            | AppError::SaveBoth
+            | AppError::NotAnAlias(_)
+            | AppError::AliasArgs(_)
             | AppError::KnockUsage
             | AppError::NoRotatingKnock { .. }
             | AppError::Rotate(RotateError::Spec { .. })
@@ -126,53 +136,218 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Ap
         Command::Open(args) => open(cli, args, out, err),
         Command::Knock(args) if args.door.is_some() => rotating_knock(cli, args, out, err),
         Command::Knock(args) => classic_knock(cli, args, out, err),
+        Command::Config(args) => show_config(cli, args.host.as_ref(), out),
+        Command::Alias(args) => alias(cli, args, out, err),
     }
 }
 
-/// The key file to use: --key, else ~/.spa/key.
-pub fn key_path(cli: &Cli) -> Result<PathBuf, AppError> {
-    match &cli.key {
-        Some(p) => Ok(p.clone()),
-        None => {
-            let home = std::env::var_os("HOME")
-                .filter(|h| !h.is_empty())
-                .ok_or(AppError::NoHome)?;
-            Ok(Path::new(&home).join(".spa").join("key"))
-        }
-    }
+/// `spa-client HOST [open options]`: `open` with the door of HOST's profile.
+fn alias(
+    cli: &Cli,
+    args: &[std::ffi::OsString],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, AppError> {
+    let Some(first) = args.first() else {
+        return Err(AppError::NotAnAlias(String::new()));
+    };
+    let name = first.to_string_lossy().into_owned();
+    let typed: HostSpec = name.parse()?;
+    let home = home_dir();
+    let profiles = Profiles::load(cli.config.as_deref(), home.as_deref())?;
+    let door = profiles
+        .layer_for(Some(&typed.host))
+        .door
+        .ok_or_else(|| AppError::NotAnAlias(name.clone()))?;
+    let argv = [
+        std::ffi::OsString::from("spa-client"),
+        "open".into(),
+        door.value.as_str().into(),
+        first.clone(),
+    ]
+    .into_iter()
+    .chain(args[1..].iter().cloned());
+    let mut again = Cli::try_parse_from(argv).map_err(|e| AppError::AliasArgs(e.to_string()))?;
+    again.key = again.key.or_else(|| cli.key.clone());
+    again.config = again.config.or_else(|| cli.config.clone());
+    again.ipv4 |= cli.ipv4;
+    again.ipv6 |= cli.ipv6;
+    again.verbose |= cli.verbose;
+    let Command::Open(open_args) = &again.command else {
+        return Err(AppError::NotAnAlias(name));
+    };
+    open(&again, open_args, out, err)
 }
 
-/// `host:port`, with brackets around an IPv6 literal.
-pub fn host_port(host: &str, port: u16) -> String {
-    if host.parse::<std::net::Ipv6Addr>().is_ok() {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
+/// `spa-client config [HOST]`: every setting and where it came from.
+fn show_config(cli: &Cli, typed: Option<&HostSpec>, out: &mut dyn Write) -> Result<u8, AppError> {
+    let home = home_dir();
+    let profiles = Profiles::load(cli.config.as_deref(), home.as_deref())?;
+    let mut flags = Layer::default();
+    if let Some(k) = &cli.key {
+        flags.key = Some(Setting::flag(k.clone()));
     }
+    flags.family = match cli.family() {
+        Family::V4 => Some(Setting::flag(FamilyChoice::Ipv4)),
+        Family::V6 => Some(Setting::flag(FamilyChoice::Ipv6)),
+        Family::Any => None,
+    };
+    let layer = merged(flags, &profiles, typed);
+    let read: Vec<String> = profiles
+        .files
+        .iter()
+        .map(|f| f.path.display().to_string())
+        .collect();
+    let _ = writeln!(
+        out,
+        "settings for {} (profiles read: {}):",
+        typed.map_or_else(|| "no HOST".to_owned(), |t| t.to_string()),
+        read.join(", ")
+    );
+    let key_file = key_path(&layer, home.as_deref())?;
+    let row = |out: &mut dyn Write, name: &str, value: String, origin: String| {
+        let _ = writeln!(out, "  {name:<13} {value:<32} {origin}");
+    };
+    row(
+        out,
+        "key",
+        key_file.value.display().to_string(),
+        key_file.origin.to_string(),
+    );
+    let key = load_key(&key_file.value)?;
+    let r = resolve(layer, typed.and_then(|t| t.port), typed, &key)?;
+    row(
+        out,
+        "host",
+        r.host.value.host_and_zone(),
+        r.host.origin.to_string(),
+    );
+    row(
+        out,
+        "port",
+        r.port.value.to_string(),
+        r.port.origin.to_string(),
+    );
+    row(
+        out,
+        "server_id",
+        r.gateway.server_id.to_string(),
+        r.gateway_origin.to_string(),
+    );
+    let (door, door_from) = match &r.door {
+        Some(d) => (d.value.to_string(), d.origin.to_string()),
+        None => ("(none: give DOOR)".to_owned(), String::new()),
+    };
+    row(out, "door", door, door_from);
+    let (secs, secs_from) = match &r.seconds {
+        Some(s) => (format!("{} s", s.value), s.origin.to_string()),
+        None => ("the door's default".to_owned(), Origin::BuiltIn.to_string()),
+    };
+    row(out, "seconds", secs, secs_from);
+    row(
+        out,
+        "family",
+        r.family.value.to_string(),
+        r.family.origin.to_string(),
+    );
+    row(
+        out,
+        "observed",
+        if r.observed.value { "yes" } else { "no" }.to_owned(),
+        r.observed.origin.to_string(),
+    );
+    let (wait, wait_from) = match &r.wait {
+        Some(w) => (format!("port {}", w.value), w.origin.to_string()),
+        None => ("no".to_owned(), Origin::BuiltIn.to_string()),
+    };
+    row(out, "wait", wait, wait_from);
+    row(
+        out,
+        "wait_timeout",
+        format!("{} s", r.wait_timeout.value),
+        r.wait_timeout.origin.to_string(),
+    );
+    Ok(0)
 }
 
-/// The port to send to: `--port`, else HOST:PORT, else the key file's, else 62210.
-fn spa_port(flag: Option<u16>, host: &HostSpec, key_file: Option<u16>) -> Result<u16, AppError> {
-    match (flag, host.port) {
-        (Some(f), Some(h)) if f != h => Err(AppError::TwoPorts {
-            host: host.to_string(),
+/// $HOME, if set and not empty.
+pub fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+}
+
+/// `--port` against a typed HOST:PORT: one of them, or an error if they differ.
+fn port_flag(flag: Option<u16>, typed: Option<&HostSpec>) -> Result<Option<u16>, AppError> {
+    match (flag, typed.and_then(|t| t.port)) {
+        (Some(f), Some(h)) if f != h => Err(SettingsError::TwoPorts {
+            host: typed.map(|t| t.to_string()).unwrap_or_default(),
             flag: f,
-        }),
-        (Some(p), _) | (None, Some(p)) => Ok(p),
-        (None, None) => Ok(key_file.unwrap_or(DEFAULT_PORT)),
+        }
+        .into()),
+        (f, h) => Ok(f.or(h)),
     }
 }
 
-/// HOST as typed, else the key file's `host`.
-fn host_spec(given: Option<&HostSpec>, gateway: &Gateway) -> Result<HostSpec, AppError> {
-    if let Some(h) = given {
-        return Ok(h.clone());
+/// Loads the profiles, merges `flags` over them, loads the key file and
+/// resolves every setting.
+pub fn plan(
+    cli: &Cli,
+    mut flags: Layer,
+    typed: Option<&HostSpec>,
+    port: Option<u16>,
+) -> Result<(ClientKey, Resolved), AppError> {
+    let home = home_dir();
+    let profiles = Profiles::load(cli.config.as_deref(), home.as_deref())?;
+    if let Some(k) = &cli.key {
+        flags.key = Some(Setting::flag(k.clone()));
     }
-    let text = gateway
-        .host
-        .as_deref()
-        .ok_or_else(|| AppError::NoHost(gateway.server_id.clone()))?;
-    text.parse().map_err(AppError::Host)
+    if flags.family.is_none() {
+        flags.family = match cli.family() {
+            Family::V4 => Some(Setting::flag(FamilyChoice::Ipv4)),
+            Family::V6 => Some(Setting::flag(FamilyChoice::Ipv6)),
+            Family::Any => None,
+        };
+    }
+    let layer = merged(flags, &profiles, typed);
+    let key_file = key_path(&layer, home.as_deref())?;
+    let key = load_key(&key_file.value)?;
+    let port = port_flag(port, typed)?;
+    let resolved = resolve(layer, port, typed, &key)?;
+    Ok((key, resolved))
+}
+
+/// Every address to send to: the first of the chosen family, or one per family.
+fn destinations(r: &Resolved) -> Result<Vec<SocketAddr>, AppError> {
+    let (host, port) = (&r.host.value, r.port.value);
+    let one = |f| resolve_spec(host, port, f).map(|a| vec![a]);
+    Ok(match r.family.value {
+        FamilyChoice::Any => one(Family::Any)?,
+        FamilyChoice::Ipv4 => one(Family::V4)?,
+        FamilyChoice::Ipv6 => one(Family::V6)?,
+        FamilyChoice::Both => {
+            let (v4, v6) = resolve_each_family(host, port)?;
+            v4.into_iter().chain(v6).collect()
+        }
+    })
+}
+
+/// The command line of `open` as the first layer of settings.
+fn open_flags(args: &OpenArgs) -> Layer {
+    Layer {
+        server_id: args.server_id.clone().map(Setting::flag),
+        door: Some(Setting::flag(args.door.clone())),
+        seconds: args.seconds.map(Setting::flag),
+        family: args.both.then(|| Setting::flag(FamilyChoice::Both)),
+        observed: if args.observed {
+            Some(Setting::flag(true))
+        } else {
+            args.source.map(|_| Setting::flag(false))
+        },
+        wait: args.wait.map(Setting::flag),
+        wait_timeout: args.wait_timeout.map(Setting::flag),
+        ..Layer::default()
+    }
 }
 
 fn open(
@@ -181,24 +356,21 @@ fn open(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8, AppError> {
-    let key = load_key(&key_path(cli)?)?;
-    let gateway = choose_gateway(&key, args.server_id.as_ref(), args.host.as_ref())?;
-    let host = host_spec(args.host.as_ref(), gateway)?;
-    let port = spa_port(args.port, &host, gateway.port)?;
-    let dests: Vec<SocketAddr> = if args.both {
-        let (v4, v6) = resolve_each_family(&host, port)?;
-        v4.into_iter().chain(v6).collect()
-    } else {
-        vec![resolve_spec(&host, port, cli.family())?]
-    };
-    let keys = key.secret.server_key(&gateway.server_id).derive();
-    let time = match args.seconds {
+    let (key, r) = plan(cli, open_flags(args), args.host.as_ref(), args.port)?;
+    let door = args.door.clone();
+    let dests = destinations(&r)?;
+    if args.save_packet.is_some() && dests.len() > 1 {
+        return Err(AppError::SaveBoth);
+    }
+    let keys = key.secret.server_key(&r.gateway.server_id).derive();
+    let seconds = r.seconds.as_ref().map(|s| s.value);
+    let time = match seconds {
         Some(s) => format!("{s} s"),
         None => "the door's default time".to_owned(),
     };
-    let shown = host.with_port(port);
+    let shown = r.host.value.with_port(r.port.value);
     for dest in &dests {
-        let address = if args.observed {
+        let address = if r.observed.value {
             Address::Observed
         } else if let Some(ip) = args.source {
             Address::from(ip)
@@ -206,9 +378,9 @@ fn open(
             Address::from(local_address_towards(*dest)?)
         };
         let request = OpenRequest {
-            door: args.door.clone(),
+            door: door.clone(),
             address,
-            seconds: args.seconds.unwrap_or(0),
+            seconds: seconds.unwrap_or(0),
         };
         let packet = send_open(&keys, &request, *dest)?;
         if let Some(path) = &args.save_packet {
@@ -229,18 +401,18 @@ fn open(
         };
         let _ = writeln!(
             out,
-            "sent door {} for {named} ({time}) to {shown}{resolved}, gateway {}",
-            request.door, gateway.server_id
+            "sent door {door} for {named} ({time}) to {shown}{resolved}, gateway {}",
+            r.gateway.server_id
         );
     }
     drop(keys);
-    let (Some(wait_port), Some(first)) = (args.wait, dests.first()) else {
+    let (Some(wait_port), Some(first)) = (r.wait.as_ref().map(|w| w.value), dests.first()) else {
         return Ok(0);
     };
     let mut target = *first;
     target.set_port(wait_port);
-    let shown = host.with_port(wait_port);
-    match wait_for_tcp(target, Duration::from_secs(args.wait_timeout)) {
+    let shown = r.host.value.with_port(wait_port);
+    match wait_for_tcp(target, Duration::from_secs(r.wait_timeout.value)) {
         WaitOutcome::Open { after } => {
             let _ = writeln!(
                 out,
@@ -263,10 +435,14 @@ fn open(
 }
 
 fn knock_target(host: &HostSpec, family: Family) -> Result<IpAddr, AppError> {
-    if host.port.is_some() {
-        return Err(AppError::KnockHostPort(host.to_string()));
-    }
     Ok(resolve_spec(host, 9, family)?.ip())
+}
+
+fn refuse_port(typed: Option<&HostSpec>) -> Result<(), AppError> {
+    match typed {
+        Some(h) if h.port.is_some() => Err(AppError::KnockHostPort(h.to_string())),
+        _ => Ok(()),
+    }
 }
 
 fn make_knocker(target: IpAddr, verbose: bool, err: &mut dyn Write) -> Result<Knocker, AppError> {
@@ -299,6 +475,7 @@ fn classic_knock(
     err: &mut dyn Write,
 ) -> Result<u8, AppError> {
     let host = args.host.as_ref().ok_or(AppError::KnockUsage)?;
+    refuse_port(Some(host))?;
     if args.ports.is_empty() {
         return Err(AppError::KnockUsage);
     }
@@ -323,8 +500,13 @@ fn rotating_knock(
     let Some(door) = &args.door else {
         return Err(AppError::KnockUsage);
     };
-    let key = load_key(&key_path(cli)?)?;
-    let gateway = choose_gateway(&key, args.server_id.as_ref(), args.host.as_ref())?;
+    refuse_port(args.host.as_ref())?;
+    let flags = Layer {
+        server_id: args.server_id.clone().map(Setting::flag),
+        ..Layer::default()
+    };
+    let (key, r) = plan(cli, flags, args.host.as_ref(), None)?;
+    let gateway = &r.gateway;
     let knock = gateway
         .knock
         .get(door)
@@ -343,8 +525,13 @@ fn rotating_knock(
                     .join(", ")
             },
         })?;
-    let host = host_spec(args.host.as_ref(), gateway)?;
-    let target = knock_target(&host, cli.family())?;
+    let host = &r.host.value;
+    let family = match r.family.value {
+        FamilyChoice::Ipv4 => Family::V4,
+        FamilyChoice::Ipv6 => Family::V6,
+        FamilyChoice::Any | FamilyChoice::Both => Family::Any,
+    };
+    let target = knock_target(host, family)?;
     let keys = key.secret.server_key(&gateway.server_id).derive();
     let (step, steps) = current_sequence(&keys, door, knock, now_ms()?)?;
     drop(keys);

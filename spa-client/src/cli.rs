@@ -1,6 +1,7 @@
 //! The command line: every option, its checks, and the worked examples that
 //! `--help` shows. Parsing only; what the commands do lives in `app`.
 
+use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -48,6 +49,10 @@ pub struct Cli {
     #[arg(short = '6', global = true)]
     pub ipv6: bool,
 
+    /// Read only this profile file instead of ~/.spa/config.toml and /etc/spa/client.toml.
+    #[arg(short = 'F', long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Say more about what is sent and how.
     #[arg(short, long, global = true)]
     pub verbose: bool,
@@ -76,6 +81,18 @@ pub enum Command {
     /// Knock ports: a classic sequence (HOST PORT...) or, with --door, the
     /// key's current rotating sequence for that door.
     Knock(KnockArgs),
+    /// Show the settings for HOST after profiles, flags and the key file, and where each came from.
+    Config(ConfigArgs),
+    /// `spa-client HOST [open options]`: open the default door of HOST's profile.
+    #[command(external_subcommand)]
+    Alias(Vec<OsString>),
+}
+
+/// `spa-client config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The host or profile alias to show settings for.
+    pub host: Option<HostSpec>,
 }
 
 /// `spa-client open`.
@@ -113,10 +130,9 @@ pub struct OpenArgs {
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub wait: Option<u16>,
 
-    /// How long --wait tries, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10, requires = "wait",
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub wait_timeout: u64,
+    /// How long --wait tries, in seconds (default 10).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub wait_timeout: Option<u64>,
 
     /// Also write the exact 100 bytes sent to FILE (mode 0600: it opens the door again).
     #[arg(long, value_name = "FILE")]
