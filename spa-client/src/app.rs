@@ -2,7 +2,8 @@
 //! reads: loads the key, resolves the host, sends, knocks, waits. The only
 //! module that prints; it never prints key material.
 
-use std::io::Write;
+use std::io::{self, Write};
+use std::os::fd::AsFd;
 
 use clap::Parser as _;
 use std::net::{IpAddr, SocketAddr};
@@ -10,10 +11,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use spa_keys::{ClientKey, KeyFileError};
-use spa_proto::packet::Address;
+use spa_proto::packet::{Address, PACKET_LEN};
 use spa_proto::{DoorName, ServerId};
 
-use crate::cli::{Cli, Command, KnockArgs, OpenArgs};
+use crate::cli::{Cli, Command, KnockArgs, OpenArgs, SshProxyArgs};
 use crate::keyfile::{load_key, KeyChoiceError};
 use crate::knock::{KnockError, Knocker, TcpMethod};
 use crate::packet_file::save_packet;
@@ -22,8 +23,9 @@ use crate::rotate::{current_sequence, RotateError};
 use crate::route::{local_address_towards, resolve_each_family, resolve_spec, Family, RouteError};
 use crate::send::{now_ms, send_open, OpenRequest, SendError};
 use crate::settings::{key_path, merged, resolve, Profiles, Resolved, SettingsError};
+use crate::ssh_proxy::{pass_fd, relay};
 use crate::target::{HostSpec, HostSpecError};
-use crate::wait::{human_seconds, wait_for_tcp, WaitOutcome};
+use crate::wait::{connect_when_open, human_seconds, wait_for_tcp, WaitOutcome};
 
 /// Exit code: `--wait` saw no answer.
 pub const EXIT_WAIT_TIMEOUT: u8 = 3;
@@ -63,6 +65,35 @@ pub enum AppError {
     #[error("{0:?} is not a spa-client command, and no [[host]] block for it in the profiles gives a door: \
              run spa-client open DOOR {0} (or add door = \"...\" to its [[host]] block; see spa-client config {0})")]
     NotAnAlias(String),
+    /// ssh-proxy HOST with :PORT.
+    #[error(
+        "ssh-proxy HOST {0} has a port: give the ssh port as PORT and the SPA port with --spa-port"
+    )]
+    ProxyHostPort(String),
+    /// No door for ssh-proxy.
+    #[error(
+        "no door to open for {0}: pass --door DOOR, or set door = \"...\" in its [[host]] block"
+    )]
+    NoDoor(String),
+    /// HOST resolved to nothing usable.
+    #[error("{0} has no address to connect to")]
+    ProxyNoAddress(String),
+    /// The ssh port never answered.
+    #[error("no answer from {target} after {after} (if the door did not open: check the key, the door name, and that your clock is within the server's skew)")]
+    ProxyNoAnswer {
+        /// HOST:PORT.
+        target: String,
+        /// How long it tried.
+        after: String,
+    },
+    /// Relaying or passing the connection failed.
+    #[error("relaying to {target}: {source}")]
+    Proxy {
+        /// HOST:PORT.
+        target: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
     /// An alias's trailing arguments do not parse as `open` options.
     #[error("{0}")]
     AliasArgs(String),
@@ -117,6 +148,8 @@ impl AppError {
             | AppError::Profile(_)
             | AppError::SaveBoth
             | AppError::NotAnAlias(_)
+            | AppError::ProxyHostPort(_)
+            | AppError::NoDoor(_)
             | AppError::AliasArgs(_)
             | AppError::KnockUsage
             | AppError::NoRotatingKnock { .. }
@@ -124,6 +157,7 @@ impl AppError {
             | AppError::Route(RouteError::Resolve { .. } | RouteError::NoAddressOfFamily { .. }) => {
                 EXIT_USAGE
             }
+            AppError::ProxyNoAnswer { .. } => EXIT_WAIT_TIMEOUT,
             _ => EXIT_FAILURE,
         }
     }
@@ -137,6 +171,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Ap
         Command::Knock(args) if args.door.is_some() => rotating_knock(cli, args, out, err),
         Command::Knock(args) => classic_knock(cli, args, out, err),
         Command::Config(args) => show_config(cli, args.host.as_ref(), out),
+        Command::SshProxy(args) => ssh_proxy(cli, args, out, err),
         Command::Alias(args) => alias(cli, args, out, err),
     }
 }
@@ -332,6 +367,132 @@ fn destinations(r: &Resolved) -> Result<Vec<SocketAddr>, AppError> {
     })
 }
 
+/// Sends one packet for `door` to each of `dests`, each naming the observed
+/// address, `source`, or this machine's address towards that destination.
+fn send_to_all(
+    key: &ClientKey,
+    r: &Resolved,
+    door: &DoorName,
+    source: Option<IpAddr>,
+    dests: &[SocketAddr],
+) -> Result<Vec<(SocketAddr, Address, [u8; PACKET_LEN])>, AppError> {
+    let keys = key.secret.server_key(&r.gateway.server_id).derive();
+    let mut sent = Vec::with_capacity(dests.len());
+    for dest in dests {
+        let address = if r.observed.value {
+            Address::Observed
+        } else if let Some(ip) = source {
+            Address::from(ip)
+        } else {
+            Address::from(local_address_towards(*dest)?)
+        };
+        let request = OpenRequest {
+            door: door.clone(),
+            address,
+            seconds: r.seconds.as_ref().map_or(0, |s| s.value),
+        };
+        sent.push((*dest, address, send_open(&keys, &request, *dest)?));
+    }
+    Ok(sent)
+}
+
+/// "sent door ssh for 192.0.2.7 (90 s) to gw:62210 (198.51.100.1:62210), gateway gw".
+fn sent_line(
+    r: &Resolved,
+    door: &DoorName,
+    address: Address,
+    dest: SocketAddr,
+    shown: &str,
+) -> String {
+    let named = match address {
+        Address::V4(a) => a.to_string(),
+        Address::V6(a) => a.to_string(),
+        Address::Observed => "the address the gateway sees".to_owned(),
+    };
+    let time = match &r.seconds {
+        Some(s) => format!("{} s", s.value),
+        None => "the door's default time".to_owned(),
+    };
+    let resolved = if shown == dest.to_string() {
+        String::new()
+    } else {
+        format!(" ({dest})")
+    };
+    format!(
+        "sent door {door} for {named} ({time}) to {shown}{resolved}, gateway {}",
+        r.gateway.server_id
+    )
+}
+
+/// `spa-client ssh-proxy HOST PORT`: knock, wait for PORT, then relay or pass the socket.
+fn ssh_proxy(
+    cli: &Cli,
+    args: &SshProxyArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, AppError> {
+    if args.host.port.is_some() {
+        return Err(AppError::ProxyHostPort(args.host.to_string()));
+    }
+    let flags = Layer {
+        server_id: args.server_id.clone().map(Setting::flag),
+        door: args.door.clone().map(Setting::flag),
+        seconds: args.seconds.map(Setting::flag),
+        family: args.both.then(|| Setting::flag(FamilyChoice::Both)),
+        observed: args.observed.then(|| Setting::flag(true)),
+        wait_timeout: args.wait_timeout.map(Setting::flag),
+        ..Layer::default()
+    };
+    let (key, r) = plan(cli, flags, Some(&args.host), args.spa_port)?;
+    let door = r
+        .door
+        .as_ref()
+        .map(|d| d.value.clone())
+        .ok_or_else(|| AppError::NoDoor(args.host.to_string()))?;
+    let dests = destinations(&r)?;
+    let sent = send_to_all(&key, &r, &door, None, &dests)?;
+    drop(key);
+    let shown = r.host.value.with_port(r.port.value);
+    if cli.verbose {
+        for (dest, address, _) in &sent {
+            let _ = writeln!(
+                err,
+                "spa-client: {}",
+                sent_line(&r, &door, *address, *dest, &shown)
+            );
+        }
+    }
+    let Some(first) = dests.first() else {
+        return Err(AppError::ProxyNoAddress(args.host.to_string()));
+    };
+    let mut target = *first;
+    target.set_port(args.port);
+    let shown = r.host.value.with_port(args.port);
+    let (stream, after) = connect_when_open(target, Duration::from_secs(r.wait_timeout.value))
+        .map_err(|after| AppError::ProxyNoAnswer {
+            target: shown.clone(),
+            after: human_seconds(after),
+        })?;
+    if cli.verbose {
+        let _ = writeln!(
+            err,
+            "spa-client: port {} answered: connected to {shown} after {}",
+            args.port,
+            human_seconds(after)
+        );
+    }
+    let relayed = if args.fdpass {
+        pass_fd(io::stdout().as_fd(), &stream)
+    } else {
+        relay(stream, io::stdin(), out)
+    };
+    relayed.map_err(|source| AppError::Proxy {
+        target: shown,
+        source,
+    })?;
+    Ok(0)
+}
+
 /// The command line of `open` as the first layer of settings.
 fn open_flags(args: &OpenArgs) -> Layer {
     Layer {
@@ -362,50 +523,17 @@ fn open(
     if args.save_packet.is_some() && dests.len() > 1 {
         return Err(AppError::SaveBoth);
     }
-    let keys = key.secret.server_key(&r.gateway.server_id).derive();
-    let seconds = r.seconds.as_ref().map(|s| s.value);
-    let time = match seconds {
-        Some(s) => format!("{s} s"),
-        None => "the door's default time".to_owned(),
-    };
+    let sent = send_to_all(&key, &r, &door, args.source, &dests)?;
     let shown = r.host.value.with_port(r.port.value);
-    for dest in &dests {
-        let address = if r.observed.value {
-            Address::Observed
-        } else if let Some(ip) = args.source {
-            Address::from(ip)
-        } else {
-            Address::from(local_address_towards(*dest)?)
-        };
-        let request = OpenRequest {
-            door: door.clone(),
-            address,
-            seconds: seconds.unwrap_or(0),
-        };
-        let packet = send_open(&keys, &request, *dest)?;
+    for (dest, address, packet) in &sent {
         if let Some(path) = &args.save_packet {
-            save_packet(path, &packet).map_err(|source| AppError::SavePacket {
+            save_packet(path, packet).map_err(|source| AppError::SavePacket {
                 path: path.clone(),
                 source,
             })?;
         }
-        let named = match address {
-            Address::V4(a) => a.to_string(),
-            Address::V6(a) => a.to_string(),
-            Address::Observed => "the address the gateway sees".to_owned(),
-        };
-        let resolved = if shown == dest.to_string() {
-            String::new()
-        } else {
-            format!(" ({dest})")
-        };
-        let _ = writeln!(
-            out,
-            "sent door {door} for {named} ({time}) to {shown}{resolved}, gateway {}",
-            r.gateway.server_id
-        );
+        let _ = writeln!(out, "{}", sent_line(&r, &door, *address, *dest, &shown));
     }
-    drop(keys);
     let (Some(wait_port), Some(first)) = (r.wait.as_ref().map(|w| w.value), dests.first()) else {
         return Ok(0);
     };

@@ -81,11 +81,66 @@ pub enum Command {
     /// Knock ports: a classic sequence (HOST PORT...) or, with --door, the
     /// key's current rotating sequence for that door.
     Knock(KnockArgs),
+    /// For ssh's ProxyCommand: open the door for HOST, wait for PORT, then
+    /// relay stdin/stdout to it (or, with --fdpass, hand ssh the socket).
+    SshProxy(SshProxyArgs),
     /// Show the settings for HOST after profiles, flags and the key file, and where each came from.
     Config(ConfigArgs),
     /// `spa-client HOST [open options]`: open the default door of HOST's profile.
     #[command(external_subcommand)]
     Alias(Vec<OsString>),
+}
+
+/// `spa-client ssh-proxy`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+In ~/.ssh/config:
+  Host gw1
+      ProxyCommand spa-client ssh-proxy %h %p
+
+or, to let ssh use the connected socket itself:
+  Host gw1
+      ProxyCommand spa-client ssh-proxy --fdpass %h %p
+      ProxyUseFdpass yes")]
+pub struct SshProxyArgs {
+    /// The gateway (ssh's %h): a profile alias, a name or an address.
+    pub host: HostSpec,
+
+    /// The TCP port to connect to once the door is open (ssh's %p).
+    #[arg(value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+
+    /// The door to open (default: the profile's door).
+    #[arg(long)]
+    pub door: Option<DoorName>,
+
+    /// Which gateway of the key file.
+    #[arg(long, value_name = "ID")]
+    pub server_id: Option<ServerId>,
+
+    /// The gateway's SPA port (default: the profile's, the key file's, else 62210).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub spa_port: Option<u16>,
+
+    /// How long the door should stay open, 1-65535 (default: the door's default).
+    #[arg(long, short = 's', value_parser = clap::value_parser!(u16).range(1..))]
+    pub seconds: Option<u16>,
+
+    /// Ask for the address the gateway sees (kind 0).
+    #[arg(long)]
+    pub observed: bool,
+
+    /// Send one packet per address family.
+    #[arg(long, conflicts_with_all = ["ipv4", "ipv6"])]
+    pub both: bool,
+
+    /// How long to wait for PORT to answer, in seconds (default 10).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub wait_timeout: Option<u64>,
+
+    /// Hand ssh the connected socket over stdout (for ProxyUseFdpass yes) instead of relaying.
+    #[arg(long)]
+    pub fdpass: bool,
 }
 
 /// `spa-client config`.

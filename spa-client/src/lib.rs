@@ -13,5 +13,6 @@ pub mod rotate;
 pub mod route;
 pub mod send;
 pub mod settings;
+pub mod ssh_proxy;
 pub mod target;
 pub mod wait;

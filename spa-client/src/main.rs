@@ -20,6 +20,7 @@ fn main() -> ExitCode {
                 Command::Open(_) | Command::Alias(_) => "cannot open the door",
                 Command::Knock(_) => "cannot knock",
                 Command::Config(_) => "cannot show the settings",
+                Command::SshProxy(_) => "ssh-proxy",
             });
             eprintln!("spa-client: error: {report:#}");
             ExitCode::from(code)
