@@ -25,12 +25,28 @@ pub fn relay(
         copied
     });
     let mut from_server = stream;
-    let down = io::copy(&mut from_server, &mut output).and_then(|_| output.flush());
+    let down = copy_flushing(&mut from_server, &mut output);
     // The server closed: whatever ssh still writes has nowhere to go.
     let _ = from_server.shutdown(Shutdown::Both);
     down?;
     drop(upstream);
     Ok(())
+}
+
+/// Copies until end of input, flushing after every chunk: stdout is
+/// line-buffered, and ssh's binary packets must not wait for a newline.
+fn copy_flushing(input: &mut impl Read, output: &mut impl Write) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => return output.flush(),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        output.write_all(&buf[..n])?;
+        output.flush()?;
+    }
 }
 
 /// Sends the connected socket over the Unix socket `channel` (ssh's end of
@@ -110,5 +126,63 @@ mod tests {
             (original.st_dev, original.st_ino)
         );
         Ok(())
+    }
+
+    /// A line-buffered sink: bytes pass on only at flush.
+    struct Flushed {
+        pending: Vec<u8>,
+        passed: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    }
+
+    impl Write for Flushed {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.pending.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            let mut passed = self
+                .passed
+                .lock()
+                .map_err(|_| io::Error::other("poisoned"))?;
+            passed.append(&mut self.pending);
+            Ok(())
+        }
+    }
+
+    /// Gives one chunk, then (like a server waiting for the answer) fails
+    /// unless that chunk already reached the far side of the sink.
+    struct Peer {
+        reads: usize,
+        passed: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    }
+
+    impl Read for Peer {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            if self.reads == 1 {
+                buf[..6].copy_from_slice(b"kex\x00\x01\x02");
+                return Ok(6);
+            }
+            let passed = self
+                .passed
+                .lock()
+                .map_err(|_| io::Error::other("poisoned"))?;
+            if passed.as_slice() == b"kex\x00\x01\x02" {
+                Ok(0)
+            } else {
+                Err(io::Error::other("the first chunk was still buffered"))
+            }
+        }
+    }
+
+    #[test]
+    fn each_chunk_is_flushed_before_the_next_read() -> io::Result<()> {
+        let passed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut sink = Flushed {
+            pending: Vec::new(),
+            passed: passed.clone(),
+        };
+        let mut peer = Peer { reads: 0, passed };
+        copy_flushing(&mut peer, &mut sink)
     }
 }
