@@ -9,6 +9,8 @@
 #![forbid(unsafe_code)]
 
 mod client_key;
+pub mod enrol_cli;
+mod enrolment;
 mod error;
 mod keys_dir;
 mod rotating_knock;
@@ -18,6 +20,10 @@ mod toml_fields;
 mod user_name;
 
 pub use client_key::{load_client_key, parse_client_key, ClientKey, Gateway};
+pub use enrolment::{
+    load_enrolment_key, parse_enrolment_key, EnrolmentError, EnrolmentPublicKey, EnrolmentRequest,
+    GatewayEnrolmentKey, SealedRequest,
+};
 pub use error::KeyFileError;
 pub use keys_dir::{entry_path, load_keys_dir, scan_keys_dir, EntryFiles, KeysDir};
 pub use rotating_knock::{parse_knock_spec, KnockError, RotatingKnock};

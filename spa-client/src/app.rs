@@ -15,6 +15,7 @@ use spa_proto::packet::{Address, PACKET_LEN};
 use spa_proto::{DoorName, ServerId};
 
 use crate::cli::{Cli, Command, KnockArgs, OpenArgs, SshProxyArgs};
+use crate::enroll::{enroll, report, EnrollError, EnrollRequest};
 use crate::keyfile::{load_key, KeyChoiceError};
 use crate::knock::{KnockError, Knocker, TcpMethod};
 use crate::packet_file::save_packet;
@@ -94,6 +95,9 @@ pub enum AppError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// Self-enrolment failed.
+    #[error(transparent)]
+    Enroll(#[from] EnrollError),
     /// An alias's trailing arguments do not parse as `open` options.
     #[error("{0}")]
     AliasArgs(String),
@@ -150,6 +154,13 @@ impl AppError {
             | AppError::NotAnAlias(_)
             | AppError::ProxyHostPort(_)
             | AppError::NoDoor(_)
+            | AppError::Enroll(
+                EnrollError::NeedUser { .. }
+                | EnrollError::BadUser(_)
+                | EnrollError::OtherUser { .. }
+                | EnrollError::Key(_)
+                | EnrollError::KeyChoice(_),
+            )
             | AppError::AliasArgs(_)
             | AppError::KnockUsage
             | AppError::NoRotatingKnock { .. }
@@ -172,6 +183,27 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Ap
         Command::Knock(args) => classic_knock(cli, args, out, err),
         Command::Config(args) => show_config(cli, args.host.as_ref(), out),
         Command::SshProxy(args) => ssh_proxy(cli, args, out, err),
+        Command::Enroll(args) => {
+            if let Some(h) = &args.host {
+                h.parse::<HostSpec>()?;
+            }
+            let req = EnrollRequest {
+                gateway_key: args.gateway_key.clone(),
+                user: args.user.clone(),
+                host: args.host.clone(),
+                port: args.port,
+                key_path: match &cli.key {
+                    Some(k) => k.clone(),
+                    None => home_dir()
+                        .map(|h| h.join(".spa").join("key"))
+                        .ok_or(SettingsError::NoHome)?,
+                },
+                request_path: args.request.clone(),
+            };
+            let done = enroll(&req)?;
+            report(&req, &done, out);
+            Ok(0)
+        }
         Command::Alias(args) => alias(cli, args, out, err),
     }
 }

@@ -84,6 +84,9 @@ pub enum Command {
     /// For ssh's ProxyCommand: open the door for HOST, wait for PORT, then
     /// relay stdin/stdout to it (or, with --fdpass, hand ssh the socket).
     SshProxy(SshProxyArgs),
+    /// Self-enrolment: make your secret here and a request for the gateway's
+    /// admin, sealed to the gateway's enrolment key.
+    Enroll(EnrollArgs),
     /// Show the settings for HOST after profiles, flags and the key file, and where each came from.
     Config(ConfigArgs),
     /// `spa-client HOST [open options]`: open the default door of HOST's profile.
@@ -141,6 +144,35 @@ pub struct SshProxyArgs {
     /// Hand ssh the connected socket over stdout (for ProxyUseFdpass yes) instead of relaying.
     #[arg(long)]
     pub fdpass: bool,
+}
+
+/// `spa-client enroll`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example (the admin gave you the line spa-keygen enrol-key printed):
+  spa-client enroll --user alice --host gw1.example.net \\
+      --gateway-key 'spa-enrol-key-1:gw1.example.net:3q2+7w...='
+Then send alice-gw1.example.net.spa-request to the admin and read them the fingerprint.")]
+pub struct EnrollArgs {
+    /// The gateway's enrolment public key: spa-enrol-key-1:SERVER_ID:BASE64.
+    #[arg(long, value_name = "KEY")]
+    pub gateway_key: spa_keys::EnrolmentPublicKey,
+
+    /// Your user name on the gateway (needed when the key file is new).
+    #[arg(long)]
+    pub user: Option<String>,
+
+    /// The gateway's host name or address, stored in the key file.
+    #[arg(long)]
+    pub host: Option<String>,
+
+    /// The gateway's SPA port, stored in the key file.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+
+    /// Where to write the request [default: ./USER-SERVER_ID.spa-request].
+    #[arg(long, value_name = "FILE")]
+    pub request: Option<PathBuf>,
 }
 
 /// `spa-client config`.

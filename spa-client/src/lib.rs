@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod enroll;
 pub mod keyfile;
 pub mod knock;
 pub mod packet_file;

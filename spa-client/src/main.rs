@@ -21,6 +21,7 @@ fn main() -> ExitCode {
                 Command::Knock(_) => "cannot knock",
                 Command::Config(_) => "cannot show the settings",
                 Command::SshProxy(_) => "ssh-proxy",
+                Command::Enroll(_) => "cannot enrol",
             });
             eprintln!("spa-client: error: {report:#}");
             ExitCode::from(code)

@@ -55,6 +55,10 @@ enum Command {
     List(ListArgs),
     /// Revoke a user's entry on this gateway (or delete it with --delete).
     Revoke(RevokeArgs),
+    /// Make this gateway's enrolment key pair (or --show its public key) for self-enrolment.
+    EnrolKey(spa_keys::enrol_cli::EnrolKeyArgs),
+    /// Open a user's enrolment request and, with --fingerprint, write their server entry.
+    Accept(spa_keys::enrol_cli::AcceptArgs),
 }
 
 /// What a gateway's server entry grants.
@@ -137,6 +141,12 @@ fn main() -> ExitCode {
         Command::AddGateway(a) => add_gateway(a),
         Command::List(a) => list(a),
         Command::Revoke(a) => revoke(a),
+        Command::EnrolKey(a) => spa_keys::enrol_cli::enrol_key(&a, &mut std::io::stdout())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
+        Command::Accept(a) => spa_keys::enrol_cli::accept(&a, &mut std::io::stdout())
+            .map(|_| ExitCode::SUCCESS)
+            .map_err(Into::into),
     };
     match result {
         Ok(code) => code,
