@@ -10,16 +10,18 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use spa_keys::{ClientKey, KeyFileError};
+use spa_keys::{write_secret_file, ClientKey, KeyFileError};
 use spa_proto::packet::{Address, PACKET_LEN};
 use spa_proto::{DoorName, ServerId};
+use zeroize::Zeroizing;
 
 use crate::cli::{Cli, Command, KnockArgs, OpenArgs, SshProxyArgs};
-use crate::enroll::{enroll, report, EnrollError, EnrollRequest};
+use crate::enroll::{enroll, make_private_dir, report, EnrollError, EnrollRequest};
 use crate::keyfile::{load_key, KeyChoiceError};
 use crate::knock::{KnockError, Knocker, TcpMethod};
 use crate::packet_file::save_packet;
 use crate::profile::{FamilyChoice, Layer, Origin, ProfileError, Setting};
+use crate::provision::{from_uri, qr_text as to_qr, to_uri, QrError, UriError};
 use crate::rotate::{current_sequence, RotateError};
 use crate::route::{local_address_towards, resolve_each_family, resolve_spec, Family, RouteError};
 use crate::send::{now_ms, send_open, OpenRequest, SendError};
@@ -95,6 +97,18 @@ pub enum AppError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// A provisioning URI that is not one.
+    #[error(transparent)]
+    Uri(#[from] UriError),
+    /// The QR code could not be drawn.
+    #[error(transparent)]
+    Qr(#[from] QrError),
+    /// Reading the URI from stdin failed.
+    #[error("reading the URI from stdin: {source}")]
+    ReadUri {
+        /// What the OS said.
+        source: std::io::Error,
+    },
     /// Self-enrolment failed.
     #[error(transparent)]
     Enroll(#[from] EnrollError),
@@ -154,6 +168,7 @@ impl AppError {
             | AppError::NotAnAlias(_)
             | AppError::ProxyHostPort(_)
             | AppError::NoDoor(_)
+            | AppError::Uri(_)
             | AppError::Enroll(
                 EnrollError::NeedUser { .. }
                 | EnrollError::BadUser(_)
@@ -183,6 +198,51 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Ap
         Command::Knock(args) => classic_knock(cli, args, out, err),
         Command::Config(args) => show_config(cli, args.host.as_ref(), out),
         Command::SshProxy(args) => ssh_proxy(cli, args, out, err),
+        Command::ExportKey(args) => {
+            let key = load_key(&default_key_path(cli)?)?;
+            let uri = to_uri(&key);
+            let _ = writeln!(
+                err,
+                "spa-client: WARNING: this carries your secret: whoever sees it (or a photo of this \
+                 screen) can open your doors as {} until the key is revoked. Show it only to your \
+                 own device, then clear the screen.",
+                key.user
+            );
+            if args.qr {
+                let qr = to_qr(&uri, args.light_background)?;
+                let _ = writeln!(out, "{}", *qr);
+            }
+            let _ = writeln!(out, "{}", *uri);
+            Ok(0)
+        }
+        Command::ImportKey(args) => {
+            let text = if args.uri == "-" {
+                let mut line = Zeroizing::new(String::new());
+                io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|source| AppError::ReadUri { source })?;
+                line
+            } else {
+                Zeroizing::new(args.uri.clone())
+            };
+            let path = default_key_path(cli)?;
+            let key = from_uri(&text, path.clone())?;
+            make_private_dir(&path)?;
+            write_secret_file(&path, &key.to_toml(), args.force)?;
+            let ids: Vec<&str> = key.gateways.iter().map(|g| g.server_id.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "wrote key file {} (mode 0600) for user {} with gateways: {}",
+                path.display(),
+                key.user,
+                if ids.is_empty() {
+                    "none".to_owned()
+                } else {
+                    ids.join(", ")
+                }
+            );
+            Ok(0)
+        }
         Command::Enroll(args) => {
             if let Some(h) = &args.host {
                 h.parse::<HostSpec>()?;
@@ -192,12 +252,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Ap
                 user: args.user.clone(),
                 host: args.host.clone(),
                 port: args.port,
-                key_path: match &cli.key {
-                    Some(k) => k.clone(),
-                    None => home_dir()
-                        .map(|h| h.join(".spa").join("key"))
-                        .ok_or(SettingsError::NoHome)?,
-                },
+                key_path: default_key_path(cli)?,
                 request_path: args.request.clone(),
             };
             let done = enroll(&req)?;
@@ -335,6 +390,16 @@ fn show_config(cli: &Cli, typed: Option<&HostSpec>, out: &mut dyn Write) -> Resu
         r.wait_timeout.origin.to_string(),
     );
     Ok(0)
+}
+
+/// --key, else ~/.spa/key.
+fn default_key_path(cli: &Cli) -> Result<PathBuf, AppError> {
+    match &cli.key {
+        Some(k) => Ok(k.clone()),
+        None => Ok(home_dir()
+            .map(|h| h.join(".spa").join("key"))
+            .ok_or(SettingsError::NoHome)?),
+    }
 }
 
 /// $HOME, if set and not empty.

@@ -87,6 +87,11 @@ pub enum Command {
     /// Self-enrolment: make your secret here and a request for the gateway's
     /// admin, sealed to the gateway's enrolment key.
     Enroll(EnrollArgs),
+    /// Print the key as a provisioning URI (and --qr code) for another device.
+    /// It carries your secret.
+    ExportKey(ExportKeyArgs),
+    /// Save a key from a provisioning URI (`-` reads it from stdin).
+    ImportKey(ImportKeyArgs),
     /// Show the settings for HOST after profiles, flags and the key file, and where each came from.
     Config(ConfigArgs),
     /// `spa-client HOST [open options]`: open the default door of HOST's profile.
@@ -173,6 +178,28 @@ pub struct EnrollArgs {
     /// Where to write the request [default: ./USER-SERVER_ID.spa-request].
     #[arg(long, value_name = "FILE")]
     pub request: Option<PathBuf>,
+}
+
+/// `spa-client export-key`.
+#[derive(Debug, Args)]
+pub struct ExportKeyArgs {
+    /// Also draw the URI as a QR code in the terminal.
+    #[arg(long)]
+    pub qr: bool,
+    /// Draw the QR code for a light terminal background (default: dark).
+    #[arg(long, requires = "qr")]
+    pub light_background: bool,
+}
+
+/// `spa-client import-key`.
+#[derive(Debug, Args)]
+pub struct ImportKeyArgs {
+    /// The spa://key/1?... URI, or `-` to read it from stdin (keeps it out of
+    /// your shell history).
+    pub uri: String,
+    /// Replace an existing key file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `spa-client config`.

@@ -207,7 +207,7 @@ fn new_secret() -> Result<UserSecret, EnrollError> {
 }
 
 /// Creates the key file's directory (mode 0700) if it is missing.
-fn make_private_dir(key_path: &Path) -> Result<(), EnrollError> {
+pub(crate) fn make_private_dir(key_path: &Path) -> Result<(), EnrollError> {
     match key_path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => DirBuilder::new()
             .recursive(true)

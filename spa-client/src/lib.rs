@@ -10,6 +10,7 @@ pub mod keyfile;
 pub mod knock;
 pub mod packet_file;
 pub mod profile;
+pub mod provision;
 pub mod rotate;
 pub mod route;
 pub mod send;

@@ -22,6 +22,8 @@ fn main() -> ExitCode {
                 Command::Config(_) => "cannot show the settings",
                 Command::SshProxy(_) => "ssh-proxy",
                 Command::Enroll(_) => "cannot enrol",
+                Command::ExportKey(_) => "cannot export the key",
+                Command::ImportKey(_) => "cannot import the key",
             });
             eprintln!("spa-client: error: {report:#}");
             ExitCode::from(code)
