@@ -29,6 +29,12 @@ Examples:
   Knock this key's current rotating sequence for door ssh (HOST may come from the key file):
     spa-client knock --door ssh gw.example.net
 
+  With a [[host]] profile named gw1 in ~/.spa/config.toml (see: spa-client config gw1):
+    spa-client gw1
+    spa-client open web gw1 --seconds 300
+
+  From ssh (~/.ssh/config): ProxyCommand spa-client ssh-proxy %h %p
+
 Exit codes: 0 sent (or the door answered), 1 failed to send, 2 usage or key-file error,
 3 --wait saw no answer.";
 
