@@ -43,7 +43,7 @@ Exit codes: 0 sent (or the door answered), 1 failed to send, 2 usage or key-file
 #[derive(Debug, Parser)]
 #[command(name = "spa-client", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// The client key file (default: ~/.spa/key). Must be mode 0600.
+    /// The client key file (default: the profile's key, else ~/.spa/key). Must be mode 0600.
     #[arg(long, global = true, value_name = "FILE")]
     pub key: Option<PathBuf>,
 
