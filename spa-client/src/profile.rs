@@ -213,7 +213,7 @@ pub fn load_profile(path: &Path, home: Option<&Path>) -> Result<ProfileFile, Pro
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProfileToml {
-    defaults: Option<Spanned<BlockToml>>,
+    defaults: Option<BlockToml>,
     #[serde(default)]
     host: Vec<Spanned<BlockToml>>,
 }
@@ -253,9 +253,7 @@ pub fn parse_profile(
         path: path.to_owned(),
         ..ProfileFile::default()
     };
-    if let Some(defaults) = file.defaults {
-        let span = defaults.span();
-        let block = defaults.into_inner();
+    if let Some(block) = file.defaults {
         if let Some(name) = &block.name {
             return Err(at(
                 name.span(),
@@ -263,7 +261,6 @@ pub fn parse_profile(
             )
             .into());
         }
-        let _ = span;
         out.defaults = to_layer(path, text, block, "[defaults]", home)?;
     }
     for spanned in file.host {
