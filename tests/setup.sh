@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite drives, on Debian, as root: the firewalls,
 # knockd and fwknop (interop tests), tcpdump, fail2ban (its fail2ban-regex
-# checks the shipped filter), systemd (systemd-analyze checks the unit) and
+# checks the shipped filter), OpenSSH (the ssh ProxyCommand tests), systemd (systemd-analyze checks the unit) and
 # cargo-deb (the .deb test). Called by tests/run-all.sh and so by .ci/run;
 # does nothing when everything is already there.
 set -euo pipefail
@@ -12,7 +12,7 @@ export DEBIAN_FRONTEND=noninteractive
 CARGO_DEB_VERSION=3.8.0
 
 need_apt=0
-for tool in nft iptables knockd fwknopd fwknop tcpdump ip fail2ban-regex systemd-analyze unshare dpkg-deb; do
+for tool in nft iptables knockd fwknopd fwknop tcpdump ip fail2ban-regex systemd-analyze unshare dpkg-deb ssh sshd; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         need_apt=1
     fi
@@ -25,7 +25,7 @@ if [[ $need_apt == 1 ]]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends \
         nftables iptables knockd fwknop-server fwknop-client tcpdump iproute2 \
-        fail2ban systemd util-linux dpkg >/dev/null
+        fail2ban systemd util-linux dpkg openssh-server openssh-client >/dev/null
 fi
 
 if ! cargo deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then

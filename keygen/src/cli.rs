@@ -50,6 +50,10 @@ pub enum Command {
     Set(SetArgs),
     /// Revoke a user's entry on this gateway (or delete it with --delete).
     Revoke(RevokeArgs),
+    /// Make this gateway's enrolment key pair (or --show its public key) for self-enrolment.
+    EnrolKey(crate::enrol_cli::EnrolKeyArgs),
+    /// Open a user's enrolment request and, with --fingerprint, write their server entry.
+    Accept(crate::enrol_cli::AcceptArgs),
 }
 
 /// What a gateway's server entry grants.

@@ -3,3 +3,4 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod enrol_cli;

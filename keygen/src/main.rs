@@ -30,6 +30,12 @@ fn main() -> ExitCode {
         Command::List(a) => list(a),
         Command::Set(a) => set(a),
         Command::Revoke(a) => revoke(a),
+        Command::EnrolKey(a) => spa_keygen::enrol_cli::enrol_key(&a, &mut std::io::stdout())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
+        Command::Accept(a) => spa_keygen::enrol_cli::accept(&a, &mut std::io::stdout())
+            .map(|_| ExitCode::SUCCESS)
+            .map_err(Into::into),
     };
     match result {
         Ok(code) => code,

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod client_key;
+mod enrolment;
 mod entry_edit;
 mod error;
 mod keys_dir;
@@ -19,6 +20,10 @@ mod toml_fields;
 mod user_name;
 
 pub use client_key::{load_client_key, parse_client_key, ClientKey, Gateway};
+pub use enrolment::{
+    load_enrolment_key, parse_enrolment_key, EnrolmentError, EnrolmentPublicKey, EnrolmentRequest,
+    GatewayEnrolmentKey, SealedRequest,
+};
 pub use entry_edit::{edit_server_entry, EntryChanges};
 pub use error::KeyFileError;
 pub use keys_dir::{entry_path, load_keys_dir, scan_keys_dir, EntryFiles, KeysDir};
@@ -28,4 +33,6 @@ pub use secret_file::{
 };
 pub use server_entry::{load_server_entry, parse_server_entry, EntryStatus, ServerEntry};
 pub use toml_fields::parse_date;
+/// The TOML field types and the file:line:col error renderer, for other spa config files.
+pub use toml_fields::{located_error, parse_error, DoorField, PortField, ServerIdField};
 pub use user_name::{check_user_name, UserNameError, USER_NAME_MAX_LEN};

@@ -93,7 +93,8 @@ impl<'de> Deserialize<'de> for UserField {
 }
 
 /// A gateway server id.
-pub(crate) struct ServerIdField(pub(crate) ServerId);
+#[derive(Debug)]
+pub struct ServerIdField(pub ServerId);
 
 impl<'de> Deserialize<'de> for ServerIdField {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -102,8 +103,8 @@ impl<'de> Deserialize<'de> for ServerIdField {
 }
 
 /// A door name; also usable as a table key.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct DoorField(pub(crate) DoorName);
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DoorField(pub DoorName);
 
 impl<'de> Deserialize<'de> for DoorField {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -127,7 +128,8 @@ impl<'de> Deserialize<'de> for HostField {
 }
 
 /// A UDP port, 1..=65535.
-pub(crate) struct PortField(pub(crate) u16);
+#[derive(Debug)]
+pub struct PortField(pub u16);
 
 impl<'de> Deserialize<'de> for PortField {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -168,12 +170,12 @@ pub fn parse_date(text: &str) -> Result<time::Date, String> {
 
 /// Turns a `toml` error into [`KeyFileError::Parse`] with line, column and a
 /// snippet whose secret values are masked.
-pub(crate) fn parse_error(path: &Path, text: &str, err: &toml::de::Error) -> KeyFileError {
+pub fn parse_error(path: &Path, text: &str, err: &toml::de::Error) -> KeyFileError {
     located_error(path, text, err.span(), err.message().trim_end().to_string())
 }
 
 /// A [`KeyFileError::Parse`] at `span` (byte offsets into `text`).
-pub(crate) fn located_error(
+pub fn located_error(
     path: &Path,
     text: &str,
     span: Option<Range<usize>>,

@@ -1,6 +1,7 @@
 //! The command line: every option, its checks, and the worked examples that
 //! `--help` shows. Parsing only; what the commands do lives in `app`.
 
+use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -9,6 +10,7 @@ use spa_proto::knock::{KnockStep, KnockSyntaxError, KnockSyntaxErrorKind};
 use spa_proto::{DoorName, ServerId};
 
 use crate::route::Family;
+use crate::target::HostSpec;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -27,6 +29,12 @@ Examples:
   Knock this key's current rotating sequence for door ssh (HOST may come from the key file):
     spa-client knock --door ssh gw.example.net
 
+  With a [[host]] profile named gw1 in ~/.spa/config.toml (see: spa-client config gw1):
+    spa-client gw1
+    spa-client open web gw1 --seconds 300
+
+  From ssh (~/.ssh/config): ProxyCommand spa-client ssh-proxy %h %p
+
 Exit codes: 0 sent (or the door answered), 1 failed to send, 2 usage or key-file error,
 3 --wait saw no answer.";
 
@@ -35,7 +43,7 @@ Exit codes: 0 sent (or the door answered), 1 failed to send, 2 usage or key-file
 #[derive(Debug, Parser)]
 #[command(name = "spa-client", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// The client key file (default: ~/.spa/key). Must be mode 0600.
+    /// The client key file (default: the profile's key, else ~/.spa/key). Must be mode 0600.
     #[arg(long, global = true, value_name = "FILE")]
     pub key: Option<PathBuf>,
 
@@ -46,6 +54,10 @@ pub struct Cli {
     /// Use IPv6 only when HOST has addresses of both families.
     #[arg(short = '6', global = true)]
     pub ipv6: bool,
+
+    /// Read only this profile file instead of ~/.spa/config.toml and /etc/spa/client.toml.
+    #[arg(short = 'F', long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Say more about what is sent and how.
     #[arg(short, long, global = true)]
@@ -75,6 +87,132 @@ pub enum Command {
     /// Knock ports: a classic sequence (HOST PORT...) or, with --door, the
     /// key's current rotating sequence for that door.
     Knock(KnockArgs),
+    /// For ssh's ProxyCommand: open the door for HOST, wait for PORT, then
+    /// relay stdin/stdout to it (or, with --fdpass, hand ssh the socket).
+    SshProxy(SshProxyArgs),
+    /// Self-enrolment: make your secret here and a request for the gateway's
+    /// admin, sealed to the gateway's enrolment key.
+    Enroll(EnrollArgs),
+    /// Print the key as a provisioning URI (and --qr code) for another device.
+    /// It carries your secret.
+    ExportKey(ExportKeyArgs),
+    /// Save a key from a provisioning URI (`-` reads it from stdin).
+    ImportKey(ImportKeyArgs),
+    /// Show the settings for HOST after profiles, flags and the key file, and where each came from.
+    Config(ConfigArgs),
+    /// `spa-client HOST [open options]`: open the default door of HOST's profile.
+    #[command(external_subcommand)]
+    Alias(Vec<OsString>),
+}
+
+/// `spa-client ssh-proxy`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+In ~/.ssh/config:
+  Host gw1
+      ProxyCommand spa-client ssh-proxy %h %p
+
+or, to let ssh use the connected socket itself:
+  Host gw1
+      ProxyCommand spa-client ssh-proxy --fdpass %h %p
+      ProxyUseFdpass yes")]
+pub struct SshProxyArgs {
+    /// The gateway (ssh's %h): a profile alias, a name or an address.
+    pub host: HostSpec,
+
+    /// The TCP port to connect to once the door is open (ssh's %p).
+    #[arg(value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+
+    /// The door to open (default: the profile's door).
+    #[arg(long)]
+    pub door: Option<DoorName>,
+
+    /// Which gateway of the key file.
+    #[arg(long, value_name = "ID")]
+    pub server_id: Option<ServerId>,
+
+    /// The gateway's SPA port (default: the profile's, the key file's, else 62210).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub spa_port: Option<u16>,
+
+    /// How long the door should stay open, 1-65535 (default: the door's default).
+    #[arg(long, short = 's', value_parser = clap::value_parser!(u16).range(1..))]
+    pub seconds: Option<u16>,
+
+    /// Ask for the address the gateway sees (kind 0).
+    #[arg(long)]
+    pub observed: bool,
+
+    /// Send one packet per address family.
+    #[arg(long, conflicts_with_all = ["ipv4", "ipv6"])]
+    pub both: bool,
+
+    /// How long to wait for PORT to answer, in seconds (default 10).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub wait_timeout: Option<u64>,
+
+    /// Hand ssh the connected socket over stdout (for ProxyUseFdpass yes) instead of relaying.
+    #[arg(long)]
+    pub fdpass: bool,
+}
+
+/// `spa-client enroll`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example (the admin gave you the line spa-keygen enrol-key printed):
+  spa-client enroll --user alice --host gw1.example.net \\
+      --gateway-key 'spa-enrol-key-1:gw1.example.net:3q2+7w...='
+Then send alice-gw1.example.net.spa-request to the admin and read them the fingerprint.")]
+pub struct EnrollArgs {
+    /// The gateway's enrolment public key: spa-enrol-key-1:SERVER_ID:BASE64.
+    #[arg(long, value_name = "KEY")]
+    pub gateway_key: spa_keys::EnrolmentPublicKey,
+
+    /// Your user name on the gateway (needed when the key file is new).
+    #[arg(long)]
+    pub user: Option<String>,
+
+    /// The gateway's host name or address, stored in the key file.
+    #[arg(long)]
+    pub host: Option<String>,
+
+    /// The gateway's SPA port, stored in the key file.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+
+    /// Where to write the request [default: ./USER-SERVER_ID.spa-request].
+    #[arg(long, value_name = "FILE")]
+    pub request: Option<PathBuf>,
+}
+
+/// `spa-client export-key`.
+#[derive(Debug, Args)]
+pub struct ExportKeyArgs {
+    /// Also draw the URI as a QR code in the terminal.
+    #[arg(long)]
+    pub qr: bool,
+    /// Draw the QR code for a light terminal background (default: dark).
+    #[arg(long, requires = "qr")]
+    pub light_background: bool,
+}
+
+/// `spa-client import-key`.
+#[derive(Debug, Args)]
+pub struct ImportKeyArgs {
+    /// The spa://key/1?... URI, or `-` to read it from stdin (keeps it out of
+    /// your shell history).
+    pub uri: String,
+    /// Replace an existing key file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `spa-client config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The host or profile alias to show settings for.
+    pub host: Option<HostSpec>,
 }
 
 /// `spa-client open`.
@@ -84,10 +222,11 @@ pub struct OpenArgs {
     /// The door to open: 1-32 of a-z, 0-9, '_', '-', starting with a letter or digit.
     pub door: DoorName,
 
-    /// The gateway: a name, an IPv4 or an IPv6 address (default: the key file's host).
-    pub host: Option<String>,
+    /// The gateway: NAME, IPv4, IPv6, HOST:PORT, [IPv6]:PORT or fe80::1%IFACE
+    /// (default: the key file's host).
+    pub host: Option<HostSpec>,
 
-    /// The gateway's SPA port (default: the key file's, else 62210).
+    /// The gateway's SPA port (default: HOST:PORT, else the key file's, else 62210).
     #[arg(long, short = 'p', value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
 
@@ -111,14 +250,18 @@ pub struct OpenArgs {
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub wait: Option<u16>,
 
-    /// How long --wait tries, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10, requires = "wait",
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub wait_timeout: u64,
+    /// How long --wait tries, in seconds (default 10).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub wait_timeout: Option<u64>,
 
-    /// Also write the exact 100 bytes sent to FILE.
+    /// Also write the exact 100 bytes sent to FILE (mode 0600: it opens the door again).
     #[arg(long, value_name = "FILE")]
     pub save_packet: Option<PathBuf>,
+
+    /// Send one packet per address family (IPv4 and IPv6) when HOST has both,
+    /// each naming this machine's address of that family.
+    #[arg(long, conflicts_with_all = ["source", "save_packet", "ipv4", "ipv6"])]
+    pub both: bool,
 }
 
 /// `spa-client knock`.
@@ -134,7 +277,7 @@ pub struct KnockArgs {
     pub server_id: Option<ServerId>,
 
     /// The host to knock: a name, an IPv4 or an IPv6 address (with --door, default: the key file's host).
-    pub host: Option<String>,
+    pub host: Option<HostSpec>,
 
     /// The sequence: PORT, PORT:tcp or PORT:udp (tcp is the default).
     #[arg(value_name = "PORT[:tcp|:udp]", value_parser = parse_knock_step)]

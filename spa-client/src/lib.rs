@@ -5,8 +5,16 @@
 
 pub mod app;
 pub mod cli;
+pub mod enroll;
+pub mod keyfile;
 pub mod knock;
+pub mod packet_file;
+pub mod profile;
+pub mod provision;
 pub mod rotate;
 pub mod route;
 pub mod send;
+pub mod settings;
+pub mod ssh_proxy;
+pub mod target;
 pub mod wait;

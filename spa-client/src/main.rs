@@ -17,8 +17,13 @@ fn main() -> ExitCode {
             let code = e.exit_code();
             // Each error's message already carries its cause; don't repeat the chain.
             let report = anyhow::anyhow!("{e}").context(match cli.command {
-                Command::Open(_) => "cannot open the door",
+                Command::Open(_) | Command::Alias(_) => "cannot open the door",
                 Command::Knock(_) => "cannot knock",
+                Command::Config(_) => "cannot show the settings",
+                Command::SshProxy(_) => "ssh-proxy",
+                Command::Enroll(_) => "cannot enrol",
+                Command::ExportKey(_) => "cannot export the key",
+                Command::ImportKey(_) => "cannot import the key",
             });
             eprintln!("spa-client: error: {report:#}");
             ExitCode::from(code)

@@ -3,7 +3,9 @@
 //! family, and finds the local address of the route towards it. Sends nothing.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs, UdpSocket};
+
+use crate::target::HostSpec;
 
 /// Which address family to use when a name resolves to both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -66,41 +68,97 @@ pub enum RouteError {
 }
 
 /// Resolves `host` (a name, `1.2.3.4`, `::1` or `[::1]`) with `port` to the
-/// first address of `family`.
+/// first address of `family`: the one the resolver lists first, which is also
+/// the one ssh and most programs try first.
 pub fn resolve(host: &str, port: u16, family: Family) -> Result<SocketAddr, RouteError> {
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    let found = (bare, port)
-        .to_socket_addrs()
-        .map_err(|source| RouteError::Resolve {
-            host: host.to_owned(),
-            source,
-        })?;
-    let mut any = false;
-    for addr in found {
-        any = true;
-        if family.admits(&addr) {
-            return Ok(canonical(addr));
-        }
-    }
-    if any {
-        Err(RouteError::NoAddressOfFamily {
-            host: host.to_owned(),
-            family: family.describe(),
-        })
-    } else {
-        Err(RouteError::Resolve {
-            host: host.to_owned(),
-            source: io::Error::new(io::ErrorKind::NotFound, "no address found"),
-        })
-    }
+    resolve_spec(&HostSpec::named(strip_brackets(host)), port, family)
 }
 
-/// An IPv4-mapped IPv6 destination as the plain IPv4 one.
+fn strip_brackets(host: &str) -> &str {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+/// Resolves a parsed HOST (its `port` is ignored: `port` is used) to the first
+/// address of `family`; a link-local address keeps its zone.
+pub fn resolve_spec(spec: &HostSpec, port: u16, family: Family) -> Result<SocketAddr, RouteError> {
+    let found = resolve_all(spec, port)?;
+    found
+        .iter()
+        .find(|a| family.admits(a))
+        .copied()
+        .ok_or_else(|| RouteError::NoAddressOfFamily {
+            host: spec.host_and_zone(),
+            family: family.describe(),
+        })
+}
+
+/// The first IPv4 and the first IPv6 address of HOST (for `--both`); at least one is found.
+pub fn resolve_each_family(
+    spec: &HostSpec,
+    port: u16,
+) -> Result<(Option<SocketAddr>, Option<SocketAddr>), RouteError> {
+    let found = resolve_all(spec, port)?;
+    Ok((
+        found.iter().find(|a| a.is_ipv4()).copied(),
+        found.iter().find(|a| a.is_ipv6()).copied(),
+    ))
+}
+
+/// Every address of HOST in the resolver's order, IPv4-mapped ones as IPv4.
+fn resolve_all(spec: &HostSpec, port: u16) -> Result<Vec<SocketAddr>, RouteError> {
+    let shown = spec.host_and_zone();
+    if let Some(zone) = &spec.zone {
+        let ip: Ipv6Addr = spec.host.parse().map_err(|_| RouteError::Resolve {
+            host: shown.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "a zone needs an IPv6 address"),
+        })?;
+        let scope = zone_index(zone).map_err(|source| RouteError::Resolve {
+            host: shown.clone(),
+            source,
+        })?;
+        return Ok(vec![SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope))]);
+    }
+    let found: Vec<SocketAddr> = (spec.host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|source| RouteError::Resolve {
+            host: shown.clone(),
+            source,
+        })?
+        .map(canonical)
+        .collect();
+    if found.is_empty() {
+        return Err(RouteError::Resolve {
+            host: shown,
+            source: io::Error::new(io::ErrorKind::NotFound, "no address found"),
+        });
+    }
+    Ok(found)
+}
+
+/// An interface index (`3`) or name (`eth0`) as the kernel's index.
+fn zone_index(zone: &str) -> io::Result<u32> {
+    if let Ok(n) = zone.parse::<u32>() {
+        return Ok(n);
+    }
+    nix::net::if_::if_nametoindex(zone).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("there is no network interface named {zone:?} (see: ip link)"),
+        )
+    })
+}
+
+/// An IPv4-mapped IPv6 destination as the plain IPv4 one; others unchanged
+/// (a link-local address keeps its zone).
 fn canonical(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(spa_proto::packet::canonical_ip(addr.ip()), addr.port())
+    match addr {
+        SocketAddr::V6(v6) if v6.ip().to_ipv4_mapped().is_some() => {
+            SocketAddr::new(spa_proto::packet::canonical_ip(addr.ip()), addr.port())
+        }
+        other => other,
+    }
 }
 
 /// The local address the kernel would send from towards `dest`: connects a UDP
@@ -161,6 +219,68 @@ mod tests {
     fn mapped_addresses_become_ipv4() -> Result<(), RouteError> {
         let got = resolve("::ffff:127.0.0.1", 9, Family::Any)?;
         assert_eq!(got, SocketAddr::from((Ipv4Addr::LOCALHOST, 9)));
+        Ok(())
+    }
+
+    #[test]
+    fn a_zone_is_kept_as_the_interface_index() -> Result<(), RouteError> {
+        let spec: HostSpec = "fe80::1%lo"
+            .parse()
+            .map_err(|_| RouteError::NoAddressOfFamily {
+                host: "parse".into(),
+                family: "any",
+            })?;
+        let got = resolve_spec(&spec, 22, Family::Any)?;
+        let lo = nix::net::if_::if_nametoindex("lo").map_err(|e| RouteError::Resolve {
+            host: "lo".into(),
+            source: e.into(),
+        })?;
+        assert_eq!(
+            got,
+            SocketAddr::V6(SocketAddrV6::new(
+                "fe80::1".parse().unwrap_or(Ipv6Addr::UNSPECIFIED),
+                22,
+                0,
+                lo
+            ))
+        );
+        let numeric = resolve_spec(
+            &HostSpec {
+                zone: Some(lo.to_string()),
+                ..spec.clone()
+            },
+            22,
+            Family::Any,
+        )?;
+        assert_eq!(numeric, got);
+        let err = resolve_spec(
+            &HostSpec {
+                zone: Some("nosuch0".into()),
+                ..spec
+            },
+            22,
+            Family::Any,
+        )
+        .map_err(|e| e.to_string());
+        assert!(
+            matches!(&err, Err(m) if m.contains("cannot resolve fe80::1%nosuch0: there is no network interface named \"nosuch0\"")),
+            "{err:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn each_family_is_found_for_both() -> Result<(), RouteError> {
+        let (v4, v6) = resolve_each_family(&HostSpec::named("127.0.0.1"), 9)?;
+        assert_eq!(
+            (v4, v6),
+            (Some(SocketAddr::from(([127, 0, 0, 1], 9))), None)
+        );
+        let (v4, v6) = resolve_each_family(&HostSpec::named("::1"), 9)?;
+        assert_eq!(
+            (v4, v6),
+            (None, Some(SocketAddr::from((Ipv6Addr::LOCALHOST, 9))))
+        );
         Ok(())
     }
 

@@ -32,6 +32,18 @@ pub enum WaitOutcome {
 
 /// Tries `dest` until a TCP connect succeeds or `timeout` passes.
 pub fn wait_for_tcp(dest: SocketAddr, timeout: Duration) -> WaitOutcome {
+    match connect_when_open(dest, timeout) {
+        Ok((_, after)) => WaitOutcome::Open { after },
+        Err(after) => WaitOutcome::TimedOut { after },
+    }
+}
+
+/// Tries `dest` until a TCP connect succeeds (returns the connection and the
+/// time it took) or `timeout` passes (returns the time waited).
+pub fn connect_when_open(
+    dest: SocketAddr,
+    timeout: Duration,
+) -> Result<(TcpStream, Duration), Duration> {
     let start = Instant::now();
     let deadline = start + timeout;
     let mut attempt_timeout = FIRST_ATTEMPT_TIMEOUT;
@@ -39,16 +51,12 @@ pub fn wait_for_tcp(dest: SocketAddr, timeout: Duration) -> WaitOutcome {
         let attempt_start = Instant::now();
         let left = deadline.saturating_duration_since(attempt_start);
         if left.is_zero() {
-            return WaitOutcome::TimedOut {
-                after: start.elapsed(),
-            };
+            return Err(start.elapsed());
         }
         let budget = left.min(attempt_timeout);
         attempt_timeout = (attempt_timeout * 2).min(ATTEMPT_TIMEOUT);
-        if TcpStream::connect_timeout(&dest, budget).is_ok() {
-            return WaitOutcome::Open {
-                after: start.elapsed(),
-            };
+        if let Ok(stream) = TcpStream::connect_timeout(&dest, budget) {
+            return Ok((stream, start.elapsed()));
         }
         // Refused connects return at once: pace the attempts.
         let next = attempt_start + RETRY_EVERY;

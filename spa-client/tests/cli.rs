@@ -5,7 +5,8 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, TcpListener, ToSocketAddrs, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use assert_cmd::Command;
@@ -214,6 +215,141 @@ fn save_packet_writes_the_exact_bytes_sent() {
         .success();
     let sent = recv_one(&gw);
     assert_eq!(std::fs::read(&saved).expect("saved packet"), sent);
+    let mode = std::fs::metadata(&saved)
+        .expect("saved")
+        .permissions()
+        .mode()
+        & 0o7777;
+    assert_eq!(
+        mode, 0o600,
+        "a saved packet opens the door again: owner only"
+    );
+}
+
+fn open_at(key: &std::path::Path, host: &str, extra: &[&str]) -> assert_cmd::assert::Assert {
+    client()
+        .arg("--key")
+        .arg(key)
+        .args(["open", "ssh", host])
+        .args(extra)
+        .assert()
+}
+
+#[test]
+fn host_colon_port_sends_to_that_port() {
+    let dir = TempDir::new().expect("tempdir");
+    let key = write_key_file(dir.path(), "", 0o600);
+    let (gw, port) = gateway();
+    open_at(&key, &format!("127.0.0.1:{port}"), &[])
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "to 127.0.0.1:{port}, gateway gw.test"
+        )));
+    assert_eq!(open_as_gateway(&recv_one(&gw)).door.as_str(), "ssh");
+    open_at(&key, &format!("127.0.0.1:{port}"), &["--port", "1"])
+        .code(2)
+        .stderr(predicate::str::contains(format!(
+            "HOST 127.0.0.1:{port} gives a port and --port gives 1: give the port once"
+        )));
+    open_at(&key, "127.0.0.1:0", &[])
+        .code(2)
+        .stderr(predicate::str::contains(
+            "not a port number from 1 to 65535",
+        ));
+}
+
+#[test]
+fn bracketed_ipv6_with_port_sends_over_ipv6() {
+    let dir = TempDir::new().expect("tempdir");
+    let key = write_key_file(dir.path(), "", 0o600);
+    let sock = UdpSocket::bind("[::1]:0").expect("bind ::1");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let port = sock.local_addr().expect("addr").port();
+    open_at(&key, &format!("[::1]:{port}"), &[])
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "sent door ssh for ::1 (the door's default time) to [::1]:{port}, gateway gw.test"
+        )));
+    let req = open_as_gateway(&recv_one(&sock));
+    assert_eq!(req.address, Address::V6(std::net::Ipv6Addr::LOCALHOST));
+}
+
+#[test]
+fn a_link_local_zone_names_an_interface_that_exists() {
+    // (route.rs's unit test checks the zone becomes the interface index.)
+    let dir = TempDir::new().expect("tempdir");
+    let key = write_key_file(dir.path(), "", 0o600);
+    let out = open_at(&key, "fe80::1%no-such-if0", &[])
+        .code(2)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot resolve fe80::1%no-such-if0: there is no network interface named \"no-such-if0\""),
+        "{stderr}"
+    );
+    open_at(&key, "2001:db8::1%lo", &[])
+        .code(2)
+        .stderr(predicate::str::contains(
+            "only a link-local (fe80::/10) address takes",
+        ));
+}
+
+#[test]
+fn both_sends_one_packet_per_family() {
+    let dir = TempDir::new().expect("tempdir");
+    let key = write_key_file(dir.path(), "", 0o600);
+    // "localhost" resolves to 127.0.0.1 and ::1 here; one socket for both families.
+    let sock = UdpSocket::bind("[::]:0").expect("bind dual-stack");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let port = sock.local_addr().expect("addr").port();
+    let has_v6 = ("localhost", port)
+        .to_socket_addrs()
+        .expect("localhost resolves")
+        .any(|a| a.is_ipv6());
+    let out = open_at(&key, "localhost", &["-p", &port.to_string(), "--both"])
+        .success()
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut kinds = vec![open_as_gateway(&recv_one(&sock)).address.kind()];
+    if has_v6 {
+        kinds.push(open_as_gateway(&recv_one(&sock)).address.kind());
+        kinds.sort();
+        assert_eq!(kinds, vec![4, 6], "{stdout}");
+        assert_eq!(
+            stdout
+                .lines()
+                .filter(|l| l.starts_with("sent door ssh"))
+                .count(),
+            2,
+            "{stdout}"
+        );
+    } else {
+        assert_eq!(kinds, vec![4], "{stdout}");
+    }
+    assert_nothing_arrives(&sock, Duration::from_millis(300));
+    open_at(&key, "localhost", &["--both", "-4"]).code(2);
+}
+
+#[test]
+fn the_host_typed_chooses_among_several_gateways() {
+    let dir = TempDir::new().expect("tempdir");
+    let (gw, port) = gateway();
+    let key = write_key_file(
+        dir.path(),
+        &format!("host = \"127.0.0.1:{port}\"\n\n[[gateway]]\nserver_id = \"other.test\"\nhost = \"10.9.9.9\""),
+        0o600,
+    );
+    open_at(&key, &format!("127.0.0.1:{port}"), &[])
+        .success()
+        .stdout(predicate::str::contains("gateway gw.test"));
+    assert_eq!(open_as_gateway(&recv_one(&gw)).door.as_str(), "ssh");
+    open_at(&key, "127.0.0.2", &["-p", &port.to_string()])
+        .code(2)
+        .stderr(predicate::str::contains("choose one with --server-id"));
 }
 
 #[test]
@@ -261,7 +397,11 @@ fn a_missing_key_file_names_the_path() {
         .args(["open", "ssh", "127.0.0.1"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains(missing.display().to_string()));
+        .stderr(predicate::str::contains(format!(
+            "no key file at {}: pass --key FILE",
+            missing.display()
+        )))
+        .stderr(predicate::str::contains("ask your gateway's admin"));
 }
 
 #[test]
@@ -359,8 +499,9 @@ fn wait_reports_an_open_door() {
         .assert()
         .success()
         .stdout(predicate::str::contains(format!(
-            "door ssh is open: connected to 127.0.0.1:{svc_port} after "
-        )));
+            "port {svc_port} answered: connected to 127.0.0.1:{svc_port} after "
+        )))
+        .stdout(predicate::str::contains("is open").not());
 }
 
 #[test]
@@ -381,8 +522,8 @@ fn wait_on_a_closed_port_exits_3_within_the_timeout() {
         .assert()
         .code(3)
         .stderr(predicate::str::contains(format!(
-            "no answer from 127.0.0.1:{closed} after 2 s: the door did not open (check the key, the door name, \
-             and that your clock is within the server's skew)"
+            "no answer from 127.0.0.1:{closed} after 2 s: port {closed} did not answer (if the door did \
+             not open: check the key, the door name, and that your clock is within the server's skew)"
         )));
     let took = start.elapsed();
     assert!(
