@@ -228,19 +228,24 @@ fn list(a: ListArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn revoke(a: RevokeArgs) -> Result<ExitCode> {
-    check_user_name(&a.user).context("--user")?;
-    require_dir(&a.keys_dir)?;
-    let path = entry_path(&a.keys_dir, &a.user);
+/// The entry file of `user` in `keys_dir`, which must exist.
+fn existing_entry(keys_dir: &Path, user: &str) -> Result<PathBuf> {
+    check_user_name(user).context("--user")?;
+    require_dir(keys_dir)?;
+    let path = entry_path(keys_dir, user);
     if !path.exists() {
         bail!(
-            "no entry for user {} in {} (no file {}); see: spa-keygen list --keys-dir {}",
-            a.user,
-            a.keys_dir.display(),
+            "no entry for user {user} in {} (no file {}); see: spa-keygen list --keys-dir {}",
+            keys_dir.display(),
             path.display(),
-            a.keys_dir.display()
+            keys_dir.display()
         );
     }
+    Ok(path)
+}
+
+fn revoke(a: RevokeArgs) -> Result<ExitCode> {
+    let path = existing_entry(&a.keys_dir, &a.user)?;
     if a.delete {
         fs::remove_file(&path).with_context(|| format!("deleting {}", path.display()))?;
         fs::File::open(&a.keys_dir)
@@ -281,18 +286,7 @@ fn revoke(a: RevokeArgs) -> Result<ExitCode> {
 }
 
 fn set(a: SetArgs) -> Result<ExitCode> {
-    check_user_name(&a.user).context("--user")?;
-    require_dir(&a.keys_dir)?;
-    let path = entry_path(&a.keys_dir, &a.user);
-    if !path.exists() {
-        bail!(
-            "no entry for user {} in {} (no file {}); see: spa-keygen list --keys-dir {}",
-            a.user,
-            a.keys_dir.display(),
-            path.display(),
-            a.keys_dir.display()
-        );
-    }
+    let path = existing_entry(&a.keys_dir, &a.user)?;
     if a.doors.as_ref().is_some_and(Vec::is_empty) {
         bail!(
             "--doors needs at least one door (to stop a key opening anything: spa-keygen revoke)"

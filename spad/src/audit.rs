@@ -1,6 +1,6 @@
 //! The audit trail: every decision the gateway reports becomes one log line
-//! with `key=value` fields (a refusal names its source, so fail2ban can act
-//! on it) and, where it counts, a counter.
+//! with `key=value` fields and, where it counts, a counter. (Refused
+//! datagrams are logged per source by `refusals`, in fail2ban's format.)
 
 use spa_proto::gateway::{Event, KnockNote, OpenKind, Refusal};
 use spa_proto::Reason;
@@ -64,7 +64,7 @@ pub fn record(event: &Event, counters: &Counters) {
                 _ => {}
             }
             warn!(
-                "refused src={addr} reason={} door={door} user={user}: {}",
+                "not opened door={door} addr={addr} user={user} reason={}: {}",
                 why.as_str(),
                 detail(why)
             )

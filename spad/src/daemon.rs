@@ -28,6 +28,7 @@ use crate::firewall::{Firewall, FirewallError, FirewallSettings};
 use crate::intake::{capture_loop, Event, Shared};
 use crate::journal::{Journal, JournalStart, StateError};
 use crate::one_time_file::mark_one_time_used;
+use crate::refusals::RefusalLog;
 use crate::rules::{gateway_config, verifier_config};
 use crate::status::{self, StatusSources};
 use crate::trust::check_config_file;
@@ -232,6 +233,7 @@ impl Daemon {
             counters: Default::default(),
             spa_port: AtomicU16::new(config.port),
             knocks_queued: AtomicUsize::new(0),
+            refusals: Mutex::new(RefusalLog::default()),
         });
         let mut daemon = Daemon {
             config,
@@ -419,7 +421,8 @@ impl Daemon {
 
     /// Waits for the next events (or the gateway's next timeout).
     fn next_events(&self) -> Vec<Event> {
-        let deadline = [self.gateway.poll_timeout(), self.repair_retry_at]
+        let refusals = self.shared.refusals.lock().map_or(None, |r| r.deadline());
+        let deadline = [self.gateway.poll_timeout(), self.repair_retry_at, refusals]
             .into_iter()
             .flatten()
             .min();
@@ -456,6 +459,8 @@ impl Daemon {
                         stopping = true;
                     }
                     Event::FirewallChanged(what) => self.reconcile_firewall(&what, now),
+                    // The wait below now includes the refusal window's end.
+                    Event::RefusalsPending => {}
                     Event::Control(req) => {
                         let sources = StatusSources {
                             config: &self.config,
@@ -476,6 +481,7 @@ impl Daemon {
                     }
                 }
             }
+            self.log_due_refusals(now);
             if self.repair_retry_at.is_some_and(|at| at <= now.mono_ms) {
                 self.reconcile_firewall("an earlier repair failed", now);
             }
@@ -488,6 +494,19 @@ impl Daemon {
         info!("counters: {}", self.shared.counters.summary());
         info!("spad stopped");
         failure.map_or(Ok(()), |e| Err(DaemonError::Capture(e)))
+    }
+
+    /// Per-source refusal lines whose minute has ended.
+    fn log_due_refusals(&self, now: Now) {
+        let due = self
+            .shared
+            .refusals
+            .lock()
+            .map(|mut r| r.take_due(now.mono_ms))
+            .unwrap_or_default();
+        for line in due {
+            info!("{line}");
+        }
     }
 
     fn log_counters(&self) {

@@ -2,7 +2,8 @@
 //! they arrive (junk never leaves them) and pass on grants and knock
 //! packets; a signal thread passes on signals. Grants are never dropped (the
 //! replay cache's per-key cap bounds them, and a dropped grant would have
-//! spent its nonce); knocks are dropped, and counted, past a bound.
+//! spent its nonce); knocks are dropped, and counted, past a bound. Refused
+//! datagrams are counted and logged per source (see `refusals`).
 
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
@@ -10,11 +11,12 @@ use std::sync::{Arc, Mutex};
 
 use spa_proto::knock::KnockPacket;
 use spa_proto::{Grant, Verdict, Verifier};
-use tracing::{debug, info};
+use tracing::info;
 
 use crate::capture::{Capture, CaptureError};
 use crate::clock;
 use crate::counters::Counters;
+use crate::refusals::RefusalLog;
 
 /// Knock packets waiting for the main loop, at most.
 pub const KNOCK_QUEUE: usize = 1024;
@@ -32,6 +34,8 @@ pub enum Event {
     CaptureFailed(String, CaptureError),
     /// Someone else changed nf_tables where spad's firewall lives.
     FirewallChanged(String),
+    /// A refused datagram started a minute of per-source refusal lines.
+    RefusalsPending,
     /// A request on the control socket (`spad status`, `spad close`).
     Control(crate::control::ControlRequest),
 }
@@ -47,6 +51,8 @@ pub struct Shared {
     pub spa_port: AtomicU16,
     /// Knock events queued and not yet taken by the main loop.
     pub knocks_queued: AtomicUsize,
+    /// Refused datagrams per source, for the audit trail.
+    pub refusals: Mutex<RefusalLog>,
 }
 
 impl Shared {
@@ -79,10 +85,10 @@ pub fn capture_loop(mut capture: Capture, shared: Arc<Shared>, tx: Sender<Event>
             }
             continue;
         }
-        let now = clock::now().wall_ms;
+        let now = clock::now();
         let verdict = {
             let mut v = shared.verifier.lock().unwrap_or_else(|e| e.into_inner());
-            v.verify(packet.payload, packet.src, now)
+            v.verify(packet.payload, packet.src, now.wall_ms)
         };
         match verdict {
             Verdict::Grant(g) => {
@@ -91,9 +97,19 @@ pub fn capture_loop(mut capture: Capture, shared: Arc<Shared>, tx: Sender<Event>
                 }
             }
             Verdict::Drop(reason) => {
-                debug!(src = %packet.src, reason = reason.as_str(), "datagram dropped");
-                if shared.counters.reject(reason, now) {
+                if shared.counters.reject(reason, now.wall_ms) {
                     info!("rejected datagrams so far: {}", shared.counters.summary());
+                }
+                let recorded = shared
+                    .refusals
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .record(packet.src, reason, now.mono_ms);
+                if let Some(line) = recorded.line {
+                    info!("{line}");
+                }
+                if recorded.window_started && tx.send(Event::RefusalsPending).is_err() {
+                    return;
                 }
             }
         }

@@ -17,9 +17,9 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(false);
-    // Under journald the journal adds its own timestamps.
+    // Under journald: priorities as `<N>` prefixes, no time or level word.
     if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().init();
+        builder.event_format(spad::log_format::JournalFormat).init();
     } else {
         builder.init();
     }

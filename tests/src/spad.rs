@@ -128,8 +128,21 @@ pub struct Spad {
 impl Spad {
     /// Starts `spad --config CONFIG` in `ns` and waits for its "spad ready" line.
     pub fn start(ns: &Netns, config: &Path) -> Result<Spad> {
+        Spad::start_with_env(ns, config, &[])
+    }
+
+    /// [`Spad::start`] with extra environment variables (e.g. `JOURNAL_STREAM`
+    /// for the journald line format); the caller's `JOURNAL_STREAM` is never
+    /// inherited, so the line format is the terminal one unless asked.
+    pub fn start_with_env(ns: &Netns, config: &Path, env: &[(&str, &str)]) -> Result<Spad> {
         let mut cmd = ns.command(workspace_bin("spad")?);
-        cmd.arg("--config").arg(config).env("NO_COLOR", "1");
+        cmd.arg("--config")
+            .arg(config)
+            .env("NO_COLOR", "1")
+            .env_remove("JOURNAL_STREAM");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let mut child = NsChild::spawn(&format!("spad in {}", ns.name()), cmd)?;
         child.wait_for_line("\"spad ready\"", READY_TIMEOUT, |l| {
             l.contains("spad ready")

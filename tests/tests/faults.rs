@@ -90,7 +90,8 @@ fn knock(lab: &Lab, key: &Path, extra: &[&str]) -> Result<bool> {
 /// storage (the journal's last page may still take a few records).
 fn fill_until_refused(lab: &Lab, disk: &SmallDisk, spad: &mut Spad, key: &Path) -> Result<String> {
     disk.fill()?;
-    let refused = |l: &str| l.contains("refused src=10.77.1.2 reason=storage");
+    let refused =
+        |l: &str| l.contains("not opened door=ssh addr=10.77.1.2 user=alice reason=storage");
     for _ in 0..200 {
         lab.knock(key, "ssh", SERVER_V4.into(), &[])?;
         if let Some(line) = spad.log().into_iter().find(|l| refused(l)) {

@@ -330,6 +330,20 @@ impl Gateway {
         self.apply_local_addresses();
     }
 
+    /// A new knock machine for the doors and keys in force, keeping what
+    /// must survive it: used steps, used one-time sequences, host addresses.
+    fn rebuild_knocker(&mut self, keyring: &Keyring) {
+        self.knocker = build_knocker(
+            &self.config,
+            keyring,
+            &self.one_time_used,
+            &self.used_steps,
+            self.wall_high,
+        );
+        self.apply_local_addresses();
+        self.announce_ports();
+    }
+
     fn apply_local_addresses(&mut self) {
         if let Some(addrs) = &self.local_addresses {
             self.knocker.set_local_addresses(addrs.iter().copied());
@@ -345,15 +359,7 @@ impl Gateway {
         self.tick(now);
         self.used_steps = journal.used_steps;
         self.one_time_used = journal.one_time_used;
-        self.knocker = build_knocker(
-            &self.config,
-            keyring,
-            &self.one_time_used,
-            &self.used_steps,
-            self.wall_high,
-        );
-        self.apply_local_addresses();
-        self.announce_ports();
+        self.rebuild_knocker(keyring);
         for ((door, addr), (until_wall_ms, user)) in journal.open {
             let rules = self.config.door(&door).cloned();
             let command = matches!(
@@ -854,15 +860,7 @@ impl Gateway {
         self.users = users_of(keyring);
         self.knock_log
             .set_per_minute(self.config.knock_events_per_minute);
-        self.knocker = build_knocker(
-            &self.config,
-            keyring,
-            &self.one_time_used,
-            &self.used_steps,
-            self.wall_high,
-        );
-        self.apply_local_addresses();
-        self.announce_ports();
+        self.rebuild_knocker(keyring);
         let open: Vec<(DoorName, IpAddr, DoorInfo)> = self
             .info
             .iter()
