@@ -35,7 +35,10 @@ pub fn generate(out: &Path) -> io::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let man_dir = out.join("man");
     std::fs::create_dir_all(&man_dir)?;
-    for (name, section, cmd) in programs() {
+    for (name, section, mut cmd) in programs() {
+        // Propagates global arguments (spa-client's -4/-6) into the subcommands,
+        // whose own conflicts name them, before any subcommand is rendered alone.
+        cmd.build();
         // One page per subcommand too (spad-status(8), …): the main page refers to them.
         for sub in cmd.get_subcommands() {
             let full = format!("{name}-{}", sub.get_name());

@@ -1,10 +1,12 @@
 //! The rotating-knock settings a client keeps per door (PROTOCOL §4): how many
-//! ports, from which range, over which transport. Owns the bounds check and the
-//! `DOOR:N:LO-HI[:udp]` command-line form; deriving the ports is spa-proto's job.
+//! ports, from which range, over which transport, and the `DOOR:N:LO-HI[:udp]`
+//! command-line form. The §4 bounds are spa-proto's `RotatingSpec` (one owner);
+//! deriving the ports is spa-proto's job too.
 
 use std::fmt;
 
 use serde::Deserialize;
+use spa_proto::knock::{KnockConfigError, RotatingSpec};
 use spa_proto::{DoorName, NameError};
 
 /// A rotating knock: `n` ports in `[lo, hi]`, sent as TCP SYNs or UDP datagrams.
@@ -24,29 +26,9 @@ pub struct RotatingKnock {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KnockError {
-    /// `n` outside 1..=16.
-    #[error("a knock has 1 to 16 ports, got n = {0}")]
-    Count(u8),
-    /// `lo` is 0 or above `hi`.
-    #[error("knock port range {lo}-{hi} must satisfy 1 <= lo <= hi <= 65535")]
-    Range {
-        /// Lowest port.
-        lo: u16,
-        /// Highest port.
-        hi: u16,
-    },
-    /// Fewer than 2^32 possible sequences.
-    #[error(
-        "{n} ports from {lo}-{hi} give fewer than 2^32 sequences to guess; use more ports or a wider range (n = 3 needs at least 1627 ports)"
-    )]
-    TooGuessable {
-        /// Ports in the sequence.
-        n: u8,
-        /// Lowest port.
-        lo: u16,
-        /// Highest port.
-        hi: u16,
-    },
+    /// Outside the bounds of PROTOCOL §4 (spa-proto's check).
+    #[error("{0}")]
+    Bounds(#[from] KnockConfigError),
     /// The command-line form is wrong.
     #[error(
         "knock {0:?} must look like DOOR:N:LO-HI or DOOR:N:LO-HI:udp, e.g. legacy:4:20000-40000"
@@ -58,28 +40,20 @@ pub enum KnockError {
 }
 
 impl RotatingKnock {
-    /// Checks the bounds of PROTOCOL §4: 1 <= lo <= hi, 1 <= n <= 16, and
-    /// range!/(range-n)! >= 2^32 (which implies range >= n).
+    /// Checks the bounds of PROTOCOL §4 (`RotatingSpec::validate`):
+    /// 1 <= lo <= hi, 1 <= n <= 16, and at least 2^32 possible sequences.
     pub fn new(n: u8, lo: u16, hi: u16, udp: bool) -> Result<Self, KnockError> {
-        if !(1..=16).contains(&n) {
-            return Err(KnockError::Count(n));
-        }
-        if lo == 0 || lo > hi {
-            return Err(KnockError::Range { lo, hi });
-        }
-        let range = u64::from(hi - lo) + 1;
-        let mut sequences: u64 = 1;
-        for i in 0..u64::from(n) {
-            if range <= i {
-                sequences = 0;
-                break;
-            }
-            sequences = sequences.saturating_mul(range - i);
-        }
-        if sequences < 1 << 32 {
-            return Err(KnockError::TooGuessable { n, lo, hi });
-        }
+        RotatingSpec { n, lo, hi }.validate()?;
         Ok(RotatingKnock { n, lo, hi, udp })
+    }
+
+    /// The spec spa-proto derives the ports from.
+    pub fn spec(&self) -> RotatingSpec {
+        RotatingSpec {
+            n: self.n,
+            lo: self.lo,
+            hi: self.hi,
+        }
     }
 
     /// The transport as written in files: `"udp"` or `"tcp"`.
@@ -156,31 +130,33 @@ mod tests {
     #[test]
     fn bounds_follow_protocol_section_4() {
         assert!(RotatingKnock::new(3, 1, 1627, false).is_ok());
-        assert_eq!(
+        assert!(matches!(
             RotatingKnock::new(3, 1, 1626, false),
-            Err(KnockError::TooGuessable {
+            Err(KnockError::Bounds(KnockConfigError::TooGuessable {
                 n: 3,
-                lo: 1,
-                hi: 1626
-            })
-        );
+                ..
+            }))
+        ));
         assert!(RotatingKnock::new(16, 1, 16, true).is_ok()); // 16! ≈ 2^44
         assert!(RotatingKnock::new(2, 1, 65535, false).is_err()); // 65535*65534 < 2^32
         assert_eq!(
             RotatingKnock::new(0, 1, 65535, false),
-            Err(KnockError::Count(0))
+            Err(KnockError::Bounds(KnockConfigError::PortCount(0)))
         );
         assert_eq!(
             RotatingKnock::new(17, 1, 65535, false),
-            Err(KnockError::Count(17))
+            Err(KnockError::Bounds(KnockConfigError::PortCount(17)))
         );
         assert_eq!(
             RotatingKnock::new(4, 0, 100, false),
-            Err(KnockError::Range { lo: 0, hi: 100 })
+            Err(KnockError::Bounds(KnockConfigError::LoIsZero(0)))
         );
         assert_eq!(
             RotatingKnock::new(4, 200, 100, false),
-            Err(KnockError::Range { lo: 200, hi: 100 })
+            Err(KnockError::Bounds(KnockConfigError::LoAboveHi {
+                lo: 200,
+                hi: 100
+            }))
         );
         assert!(RotatingKnock::new(5, 10, 12, false).is_err()); // range < n
     }

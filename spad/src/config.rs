@@ -608,18 +608,15 @@ fn door_kind(src: &Source<'_>, door: &DoorName, raw: &RawDoor) -> Result<DoorKin
         let r = rot.get_ref();
         let spec = RotatingSpec::new(r.n, r.lo, r.hi)
             .map_err(|e| src.error_at(Some(rot.span()), format!("door {door}: {e}")))?;
-        let transport = match r.proto.as_str() {
-            "tcp" => Transport::Tcp,
-            "udp" => Transport::Udp,
-            other => {
-                return Err(src.error_at(
-                    Some(rot.span()),
-                    format!(
-                        "door {door}: rotating proto must be \"tcp\" or \"udp\", got {other:?}"
-                    ),
-                ))
-            }
-        };
+        let transport: Transport = r.proto.parse().map_err(|_| {
+            src.error_at(
+                Some(rot.span()),
+                format!(
+                    "door {door}: rotating proto must be \"tcp\" or \"udp\", got {:?}",
+                    r.proto
+                ),
+            )
+        })?;
         if raw.tcpflags.is_some() {
             return Err(src.error_at(
                 raw.tcpflags.as_ref().map(|f| f.span()),

@@ -81,6 +81,7 @@ const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
 const QUIET: Duration = Duration::from_millis(400);
 
 #[test]
+#[ignore = "needs root"]
 fn only_spa_port_datagrams_arrive_once_each_with_their_source() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let spa = 62299;
@@ -124,6 +125,7 @@ fn only_spa_port_datagrams_arrive_once_each_with_their_source() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn all_interfaces_also_deliver_loopback_packets_once() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let spa = 62296;
@@ -143,6 +145,7 @@ fn all_interfaces_also_deliver_loopback_packets_once() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_reloaded_filter_applies_to_the_next_packet() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (old_port, new_port) = (62295, 62294);
@@ -187,6 +190,7 @@ fn process_cpu_ticks() -> u64 {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn an_idle_capture_sleeps_in_the_kernel() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let capture = Capture::open(Some("lo"), &FilterSpec::spa_only(62293)).unwrap();
@@ -216,6 +220,7 @@ fn an_idle_capture_sleeps_in_the_kernel() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn try_next_returns_none_when_nothing_is_queued() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let spa = 62292;
@@ -232,6 +237,7 @@ fn try_next_returns_none_when_nothing_is_queued() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn unknown_interfaces_are_named_in_the_error() {
     let error = Capture::open(Some("nosuch0"), &FilterSpec::spa_only(1)).unwrap_err();
     assert!(
@@ -242,6 +248,7 @@ fn unknown_interfaces_are_named_in_the_error() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_full_buffer_counts_drops_and_the_totals_survive_every_read() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let port = 62290;

@@ -18,6 +18,7 @@ const DATA: u8 = b'D';
 const END: &[u8] = b"END";
 
 #[test]
+#[ignore = "needs root"]
 fn capture_keeps_up_with_a_loopback_flood_or_counts_the_drops() {
     let mut capture = Capture::open(Some("lo"), &FilterSpec::spa_only(PORT)).unwrap();
     let handle = capture.handle();

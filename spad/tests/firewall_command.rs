@@ -51,6 +51,7 @@ fn names(list: &[&str]) -> BTreeSet<String> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn templates_are_filled_in_and_run_per_port_and_close_only_what_was_opened() {
     require_root();
     let ns = Netns::new("c");
@@ -102,6 +103,7 @@ fn templates_are_filled_in_and_run_per_port_and_close_only_what_was_opened() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn no_shell_ever_sees_the_arguments() {
     require_root();
     let ns = Netns::new("c");
@@ -124,6 +126,7 @@ fn no_shell_ever_sees_the_arguments() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn commands_run_inside_spads_network_namespace() {
     let lab = Lab::new();
     let dir = tempfile::tempdir().unwrap();
@@ -145,6 +148,7 @@ fn commands_run_inside_spads_network_namespace() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_command_past_its_timeout_is_killed() {
     require_root();
     let ns = Netns::new("c");
@@ -163,6 +167,7 @@ fn a_command_past_its_timeout_is_killed() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_failing_command_reports_status_and_stderr() {
     require_root();
     let ns = Netns::new("c");
@@ -181,6 +186,7 @@ fn a_failing_command_reports_status_and_stderr() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn reconfigure_runs_the_close_command_of_doors_that_go_away() {
     require_root();
     let ns = Netns::new("c");

@@ -32,6 +32,7 @@ fn chain(lab: &Lab, program: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn open_inserts_one_rule_close_removes_it() {
     let lab = Lab::new();
     let _ssh = lab.server.listen_tcp(22);
@@ -85,6 +86,7 @@ fn open_inserts_one_rule_close_removes_it() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn reconfigure_keeps_open_doors_and_teardown_removes_chain_and_jump() {
     let lab = Lab::new();
     let _listeners: Vec<_> = [22, 80].map(|p| lab.server.listen_tcp(p)).into();
@@ -122,6 +124,7 @@ fn reconfigure_keeps_open_doors_and_teardown_removes_chain_and_jump() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn stealth_goes_to_iptables_when_only_iptables_doors_exist() {
     let lab = Lab::new();
     let spa = ip(SERVER_FOR_A);
@@ -143,6 +146,7 @@ fn stealth_goes_to_iptables_when_only_iptables_doors_exist() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn the_documented_drop_policy_script_works_with_spads_chain() {
     let lab = Lab::new();
     let _ssh = lab.server.listen_tcp(22);

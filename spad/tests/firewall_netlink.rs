@@ -44,6 +44,7 @@ fn batch_address(n: usize) -> IpAddr {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn doors_opened_in_process_are_in_the_kernel_and_let_the_client_in() {
     let lab = Lab::new();
     let _ssh = lab.server.listen_tcp(22);
@@ -177,6 +178,7 @@ fn in_process_half() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_namespace_that_does_not_exist_is_refused_with_its_name() {
     let settings = FirewallSettings {
         netns: Some("spa-nf-no-such-ns".into()),

@@ -258,6 +258,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[ignore = "needs root"]
     fn namespace_exists_while_held_and_is_gone_after_drop() -> Result<()> {
         let ns = Netns::new("unit")?;
         let path = format!("/run/netns/{}", ns.name());
@@ -269,6 +270,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root"]
     fn sweep_removes_namespaces_of_dead_processes_only() -> Result<()> {
         // pid 0 never names a live test process; our own pid does.
         let stale = format!("{NETNS_PREFIX}0-0-stale");
@@ -281,6 +283,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root"]
     fn own_namespaces_under_a_prefix_are_deleted_and_no_others() -> Result<()> {
         let other = Netns::with_prefix("spa-unit-a-", "other")?;
         let own = Netns::with_prefix("spa-unit-b-", "bench")?;

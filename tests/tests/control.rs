@@ -90,6 +90,7 @@ fn root_only() -> Access {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_sees_the_table_json_and_prometheus_and_can_close() {
     let (_dir, sock) = serve(root_only());
     let out = spad(&["status"], &sock, false);
@@ -138,6 +139,7 @@ fn root_sees_the_table_json_and_prometheus_and_can_close() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn the_socket_is_root_only_and_nobody_is_refused() {
     let (_dir, sock) = serve(Access::from_system());
     let meta = std::fs::metadata(&sock).expect("socket");
@@ -169,6 +171,7 @@ fn the_socket_is_root_only_and_nobody_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_member_of_the_socket_group_may_ask() {
     // nobody's primary group stands in for `spad`.
     let (_dir, sock) = serve(Access {

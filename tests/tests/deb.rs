@@ -96,6 +96,7 @@ fn dpkg_install(root: &Path, deb: &Path) -> Output {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn the_deb_installs_into_a_root_and_its_spad_and_unit_check_out() {
     let work = tempfile::tempdir().expect("tempdir");
     let deb = build_deb(work.path());

@@ -399,6 +399,7 @@ macro_rules! per_backend {
             use spa_e2e::Result;
             $(
                 #[test]
+                #[ignore = "needs root"]
                 fn $scenario() -> Result<()> {
                     super::$scenario($backend)
                 }

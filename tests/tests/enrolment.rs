@@ -31,6 +31,7 @@ fn stdout_ok(out: &Output, what: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_self_enrolled_key_opens_the_door_on_a_real_spad() -> Result<()> {
     let lab = Lab::new()?;
     let dir = lab.dir.path();

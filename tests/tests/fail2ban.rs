@@ -22,6 +22,7 @@ Dec  1 11:42:00 gw1 spad[812]: refused src=198.51.100.7 reason=hint count=2 extr
 ";
 
 #[test]
+#[ignore = "needs fail2ban-regex (tests/setup.sh installs it)"]
 fn the_filter_bans_junk_sources_and_not_key_holders() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("spad.log");

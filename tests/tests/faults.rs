@@ -121,6 +121,7 @@ fn write_config(lab: &Lab, text: &str) -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_full_disk_refuses_new_grants_closes_doors_on_time_and_recovers() -> Result<()> {
     const SKEW_SECS: u32 = 8;
     let lab = Lab::new()?;
@@ -176,6 +177,7 @@ fn a_full_disk_refuses_new_grants_closes_doors_on_time_and_recovers() -> Result<
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_full_disk_never_keeps_spad_from_closing_its_doors_on_sigterm() -> Result<()> {
     let lab = Lab::new()?;
     let alice = lab.issue_key("alice", &["ssh"])?;
@@ -194,6 +196,7 @@ fn a_full_disk_never_keeps_spad_from_closing_its_doors_on_sigterm() -> Result<()
 }
 
 #[test]
+#[ignore = "needs root"]
 fn raising_the_skew_on_reload_never_lets_a_packet_in_twice() -> Result<()> {
     let lab = Lab::new()?;
     let alice = lab.issue_key("alice", &["ssh"])?;
@@ -229,6 +232,7 @@ fn raising_the_skew_on_reload_never_lets_a_packet_in_twice() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_revocation_takes_effect_although_another_key_entry_is_broken() -> Result<()> {
     let lab = Lab::new()?;
     let alice = lab.issue_key("alice", &["ssh"])?;
@@ -264,6 +268,7 @@ fn a_revocation_takes_effect_although_another_key_entry_is_broken() -> Result<()
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_state_dir_others_can_write_is_refused_at_start() -> Result<()> {
     let lab = Lab::new()?;
     let _alice = lab.issue_key("alice", &["ssh"])?;
@@ -319,11 +324,13 @@ fn a_flushed_firewall_is_restored_within_a_second(backend: Backend, flush: &[&st
 }
 
 #[test]
+#[ignore = "needs root"]
 fn nft_flush_ruleset_is_undone_by_spad() -> Result<()> {
     a_flushed_firewall_is_restored_within_a_second(Backend::Nftables, &["nft", "flush", "ruleset"])
 }
 
 #[test]
+#[ignore = "needs root"]
 fn nft_delete_table_is_undone_by_spad() -> Result<()> {
     a_flushed_firewall_is_restored_within_a_second(
         Backend::Nftables,
@@ -332,6 +339,7 @@ fn nft_delete_table_is_undone_by_spad() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn iptables_flush_is_undone_by_spad() -> Result<()> {
     a_flushed_firewall_is_restored_within_a_second(Backend::Iptables, &["iptables", "-F"])
 }

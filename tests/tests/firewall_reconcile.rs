@@ -218,6 +218,7 @@ fn scenario(backend: BackendKind, door_open: bool, fault: &str) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn nft_flush_ruleset_is_noticed_and_repaired() {
     for open in [true, false] {
         scenario(BackendKind::Nftables, open, "nft flush ruleset");
@@ -225,6 +226,7 @@ fn nft_flush_ruleset_is_noticed_and_repaired() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn nft_delete_table_is_noticed_and_repaired() {
     for open in [true, false] {
         scenario(BackendKind::Nftables, open, "nft delete table inet spad");
@@ -232,6 +234,7 @@ fn nft_delete_table_is_noticed_and_repaired() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn iptables_flush_is_noticed_and_repaired() {
     for open in [true, false] {
         scenario(BackendKind::Iptables, open, "iptables -w -F");
@@ -239,6 +242,7 @@ fn iptables_flush_is_noticed_and_repaired() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn iptables_chain_removed_is_noticed_and_repaired() {
     for open in [true, false] {
         scenario(
@@ -250,6 +254,7 @@ fn iptables_chain_removed_is_noticed_and_repaired() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn nft_flush_ruleset_also_repairs_the_iptables_backend() {
     scenario(BackendKind::Iptables, true, "nft flush ruleset");
 }
@@ -258,6 +263,7 @@ fn nft_flush_ruleset_also_repairs_the_iptables_backend() {
 /// nothing — not for another table, spad's own batches, nor doors timing
 /// out.
 #[test]
+#[ignore = "needs root"]
 fn the_watch_stays_quiet_when_nothing_of_spads_changes() {
     let net = Net::new().expect("test network");
     let settings = FirewallSettings {
@@ -300,6 +306,7 @@ fn the_watch_stays_quiet_when_nothing_of_spads_changes() {
 /// Not a flush: only spad's drop rule is deleted (the table, chain and sets
 /// stay), which opens the port to everyone just the same.
 #[test]
+#[ignore = "needs root"]
 fn a_deleted_drop_rule_is_noticed_and_repaired() {
     scenario(
         BackendKind::Nftables,

@@ -11,6 +11,7 @@ use spa_e2e::probe::{connect_ok, udp_send};
 use spa_e2e::Result;
 
 #[test]
+#[ignore = "needs root"]
 fn lab_network_carries_ipv4_and_ipv6_and_probes_tell_open_from_shut() -> Result<()> {
     let lab = Lab::new()?;
     assert!(connect_ok(
@@ -42,6 +43,7 @@ fn lab_network_carries_ipv4_and_ipv6_and_probes_tell_open_from_shut() -> Result<
 }
 
 #[test]
+#[ignore = "needs root"]
 fn capture_records_an_icmp_reply_and_not_the_arp_noise() -> Result<()> {
     let lab = Lab::new()?;
     let capture = PacketCapture::start(&lab.server, &lab.dir.path().join("sent.pcap"))?;

@@ -206,6 +206,7 @@ fn assert_door_cycle(net: &Net, knock: impl FnOnce() -> TestResult) -> TestResul
 
 /// (a) Debian's `knock` client opens a classic door of spad (nftables backend).
 #[test]
+#[ignore = "needs root"]
 fn the_real_knock_client_opens_a_classic_spad_door() -> TestResult {
     let net = Net::new()?;
     let config = format!(
@@ -244,6 +245,7 @@ fn the_real_knock_client_opens_a_classic_spad_door() -> TestResult {
 
 /// (b) `spa-client knock` opens a door of the real knockd.
 #[test]
+#[ignore = "needs root"]
 fn spa_client_knock_opens_a_real_knockd_door() -> TestResult {
     let net = Net::new()?;
     net.install_drop_rule()?;
@@ -287,6 +289,7 @@ fn spa_client_knock_opens_a_real_knockd_door() -> TestResult {
 /// (c) The same knockd.conf, imported by `spad import-knockd` and run by spad
 /// instead of knockd, is opened by the real knock client the same way.
 #[test]
+#[ignore = "needs root"]
 fn an_imported_knockd_conf_behaves_the_same_under_spad() -> TestResult {
     let net = Net::new()?;
     net.install_drop_rule()?;
@@ -486,6 +489,7 @@ for i, port in enumerate(int(p) for p in sys.argv[5:]):
 /// knock client opens ssh with 7000,8000,9000 (knockd's `iptables -A`) and
 /// closes it with 9000,8000,7000 (`iptables -D`).
 #[test]
+#[ignore = "needs root"]
 fn debians_default_knockd_conf_imported_runs_under_spad() -> TestResult {
     let net = Net::new()?;
     let mut ssh = net
@@ -531,6 +535,7 @@ fn debians_default_knockd_conf_imported_runs_under_spad() -> TestResult {
 /// (e) `spad import-knockd FILE > out.toml && spad --config out.toml` on a
 /// machine that never had spa installed: no keys directory anywhere.
 #[test]
+#[ignore = "needs root"]
 fn an_imported_config_runs_without_any_keys_directory() -> TestResult {
     let net = Net::new()?;
     let log = CommandLog::new(&net);
@@ -547,6 +552,7 @@ fn an_imported_config_runs_without_any_keys_directory() -> TestResult {
 /// (f) An IPv6 knocker gets start_command_6, an IPv4 one start_command; UDP
 /// steps count over both.
 #[test]
+#[ignore = "needs root"]
 fn ipv6_knocks_with_udp_steps_run_the_ipv6_command() -> TestResult {
     let net = Net::new()?;
     let log = CommandLog::new(&net);
@@ -570,6 +576,7 @@ fn ipv6_knocks_with_udp_steps_run_the_ipv6_command() -> TestResult {
 /// `syn` accepts a SYN+ACK; `fin,!ack` accepts a FIN and not a FIN+ACK;
 /// packets failing a rule neither advance nor break an attempt.
 #[test]
+#[ignore = "needs root"]
 fn tcp_flag_doors_follow_knockds_rule() -> TestResult {
     const SYN: u8 = 0x02;
     const ACK: u8 = 0x10;
@@ -598,6 +605,7 @@ fn tcp_flag_doors_follow_knockds_rule() -> TestResult {
 /// (g2) A `syn` door alone (no other door needing every TCP packet): the
 /// kernel filter must still pass its SYN+ACK knocks.
 #[test]
+#[ignore = "needs root"]
 fn a_syn_door_alone_accepts_syn_ack_knocks() -> TestResult {
     const SYN_ACK: u8 = 0x12;
     let net = Net::new()?;
@@ -616,6 +624,7 @@ fn a_syn_door_alone_accepts_syn_ack_knocks() -> TestResult {
 /// address (here one the server does not own: it sees them pass by), not
 /// knocks sent to the server itself.
 #[test]
+#[ignore = "needs root"]
 fn a_target_door_counts_knocks_to_its_target_only() -> TestResult {
     let net = Net::new()?;
     net.route_elsewhere_through_server()?;
@@ -636,6 +645,7 @@ fn a_target_door_counts_knocks_to_its_target_only() -> TestResult {
 /// (i) Knocks that only pass by (sent to an address that is not the
 /// server's) open no door without a `Target`: knockd ignores them too.
 #[test]
+#[ignore = "needs root"]
 fn knocks_passing_by_open_no_door() -> TestResult {
     let net = Net::new()?;
     net.route_elsewhere_through_server()?;

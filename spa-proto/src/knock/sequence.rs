@@ -19,6 +19,16 @@ pub enum Transport {
     Udp,
 }
 
+impl Transport {
+    /// The lowercase name nft, iptables, configs and templates use: `tcp` or `udp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+}
+
 impl fmt::Display for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -7,30 +7,9 @@ use std::str::FromStr;
 
 use super::command::CommandTemplates;
 
-/// A transport protocol a door can open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Proto {
-    /// TCP.
-    Tcp,
-    /// UDP.
-    Udp,
-}
-
-impl Proto {
-    /// The lowercase name nft, iptables and templates use: `tcp` or `udp`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        }
-    }
-}
-
-impl fmt::Display for Proto {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// A transport protocol a door can open: the one tcp/udp type of spa
+/// (spa-proto's, which also owns its parser).
+pub use spa_proto::knock::Transport as Proto;
 
 /// Why a port spec such as `tcp/22` was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,16 +52,13 @@ impl FromStr for PortSpec {
         let (proto_text, port_text) = s
             .split_once('/')
             .ok_or_else(|| PortSpecError::MissingSlash(s.to_owned()))?;
-        let proto = match proto_text.trim().to_ascii_lowercase().as_str() {
-            "tcp" => Proto::Tcp,
-            "udp" => Proto::Udp,
-            _ => {
-                return Err(PortSpecError::UnknownProto {
-                    spec: s.to_owned(),
-                    proto: proto_text.to_owned(),
-                })
-            }
-        };
+        let proto: Proto = proto_text
+            .trim()
+            .parse()
+            .map_err(|_| PortSpecError::UnknownProto {
+                spec: s.to_owned(),
+                proto: proto_text.to_owned(),
+            })?;
         let bad_port = || PortSpecError::BadPort {
             spec: s.to_owned(),
             port: port_text.to_owned(),
