@@ -9,7 +9,7 @@ use spa_keys::{parse_date, parse_knock_spec, RotatingKnock};
 use spa_proto::{DoorName, ServerId};
 
 /// Where a gateway's server entries live unless --keys-dir says otherwise.
-pub const DEFAULT_KEYS_DIR: &str = "/etc/spad/keys.d";
+pub use spa_keys::DEFAULT_KEYS_DIR;
 
 #[derive(Parser, Debug)]
 #[command(

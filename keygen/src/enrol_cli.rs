@@ -16,7 +16,7 @@ use spa_keys::{
 
 /// Where a gateway's enrolment key lives by default.
 pub const DEFAULT_ENROL_KEY: &str = "/etc/spad/enrol.key";
-const DEFAULT_KEYS_DIR: &str = "/etc/spad/keys.d";
+use spa_keys::DEFAULT_KEYS_DIR;
 
 /// `spa-keygen enrol-key`.
 #[derive(Args, Debug)]

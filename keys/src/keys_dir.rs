@@ -29,6 +29,10 @@ pub struct EntryFiles {
     pub skipped: Vec<(PathBuf, String)>,
 }
 
+/// Where a gateway's server entries live unless configured otherwise (the one
+/// default shared by spad's config and spa-keygen).
+pub const DEFAULT_KEYS_DIR: &str = "/etc/spad/keys.d";
+
 /// Where a user's entry lives in `dir`. The caller validates `user` first
 /// (see [`crate::check_user_name`]), so it cannot point outside `dir`.
 pub fn entry_path(dir: &Path, user: &str) -> PathBuf {

@@ -26,7 +26,9 @@ pub use enrolment::{
 };
 pub use entry_edit::{edit_server_entry, EntryChanges};
 pub use error::KeyFileError;
-pub use keys_dir::{entry_path, load_keys_dir, scan_keys_dir, EntryFiles, KeysDir};
+pub use keys_dir::{
+    entry_path, load_keys_dir, scan_keys_dir, EntryFiles, KeysDir, DEFAULT_KEYS_DIR,
+};
 pub use rotating_knock::{parse_knock_spec, KnockError, RotatingKnock};
 pub use secret_file::{
     check_secret_file_mode, write_secret_file, MAX_KEY_FILE_LEN, SECRET_FILE_MODE,
@@ -34,5 +36,7 @@ pub use secret_file::{
 pub use server_entry::{load_server_entry, parse_server_entry, EntryStatus, ServerEntry};
 pub use toml_fields::parse_date;
 /// The TOML field types and the file:line:col error renderer, for other spa config files.
-pub use toml_fields::{located_error, parse_error, DoorField, PortField, ServerIdField};
+pub use toml_fields::{
+    locate, located_error, parse_error, DoorField, Location, PortField, ServerIdField,
+};
 pub use user_name::{check_user_name, UserNameError, USER_NAME_MAX_LEN};

@@ -174,13 +174,21 @@ pub fn parse_error(path: &Path, text: &str, err: &toml::de::Error) -> KeyFileErr
     located_error(path, text, err.span(), err.message().trim_end().to_string())
 }
 
-/// A [`KeyFileError::Parse`] at `span` (byte offsets into `text`).
-pub fn located_error(
-    path: &Path,
-    text: &str,
-    span: Option<Range<usize>>,
-    message: String,
-) -> KeyFileError {
+/// Where a span of a TOML text is, for people: 1-based line and column, and
+/// the line with a caret under the span (secret values masked). The one
+/// renderer of spa's file:line:col errors — key files and spad's config alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub col: usize,
+    /// The line with a caret under the span.
+    pub snippet: String,
+}
+
+/// Locates `span` (byte offsets into `text`; `None` is the start).
+pub fn locate(text: &str, span: Option<Range<usize>>) -> Location {
     let span = span.unwrap_or(0..0);
     let start = floor_char_boundary(text, span.start.min(text.len()));
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
@@ -198,6 +206,17 @@ pub fn located_error(
         " ".repeat(col - 1),
         "^".repeat(width)
     );
+    Location { line, col, snippet }
+}
+
+/// A [`KeyFileError::Parse`] at `span` (byte offsets into `text`).
+pub fn located_error(
+    path: &Path,
+    text: &str,
+    span: Option<Range<usize>>,
+    message: String,
+) -> KeyFileError {
+    let Location { line, col, snippet } = locate(text, span);
     KeyFileError::Parse {
         path: path.to_owned(),
         line,

@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 use crate::cli::{Cli, Command, KnockArgs, OpenArgs, SshProxyArgs};
 use crate::enroll::{enroll, make_private_dir, report, EnrollError, EnrollRequest};
 use crate::keyfile::{load_key, KeyChoiceError};
-use crate::knock::{KnockError, Knocker, TcpMethod};
+use crate::knock::{KnockError, KnockSender, TcpMethod};
 use crate::packet_file::save_packet;
 use crate::profile::{FamilyChoice, Layer, Origin, ProfileError, Setting};
 use crate::provision::{from_uri, qr_text as to_qr, to_uri, QrError, UriError};
@@ -670,8 +670,12 @@ fn refuse_port(typed: Option<&HostSpec>) -> Result<(), AppError> {
     }
 }
 
-fn make_knocker(target: IpAddr, verbose: bool, err: &mut dyn Write) -> Result<Knocker, AppError> {
-    let (knocker, fallback) = Knocker::new(target, true)?;
+fn make_knocker(
+    target: IpAddr,
+    verbose: bool,
+    err: &mut dyn Write,
+) -> Result<KnockSender, AppError> {
+    let (knocker, fallback) = KnockSender::new(target, true)?;
     if verbose {
         match (knocker.tcp_method(), fallback) {
             (TcpMethod::RawSyn, _) => {

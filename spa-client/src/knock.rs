@@ -47,14 +47,14 @@ pub enum KnockError {
 
 /// Knocks ports on one target address.
 #[derive(Debug)]
-pub struct Knocker {
+pub struct KnockSender {
     target: IpAddr,
     source: IpAddr,
     raw: Option<OwnedFd>,
     rng: SystemRandom,
 }
 
-impl Knocker {
+impl KnockSender {
     /// Prepares to knock `target`. With `use_raw`, opens a raw TCP socket; if
     /// that is not permitted, returns the reason beside a knocker that uses
     /// connect() instead.
@@ -69,7 +69,7 @@ impl Knocker {
             (None, Some("raw sockets were not asked for".to_owned()))
         };
         Ok((
-            Knocker {
+            KnockSender {
                 target,
                 source,
                 raw,

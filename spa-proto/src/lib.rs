@@ -6,7 +6,6 @@
 //! deterministic and tested with a fake clock.
 #![deny(unsafe_code)]
 
-pub mod doors;
 pub mod gateway;
 pub mod hint_table;
 pub mod journal;
@@ -14,14 +13,15 @@ pub mod keyring;
 pub mod keys;
 pub mod knock;
 pub mod names;
+pub mod open_doors;
 pub mod packet;
 pub mod replay;
 pub mod verifier;
 
-pub use doors::{DoorChange, OpenDoor, OpenDoors};
 pub use keyring::{KeyEntry, KeyIndex, Keyring};
 pub use keys::{DerivedKeys, KeyId, SecretBytes, ServerKey, UserSecret, KEY_LEN};
 pub use names::{DoorName, NameError, ServerId};
+pub use open_doors::{DoorChange, OpenDoor, OpenDoors};
 pub use packet::{Address, Request, PACKET_LEN};
 pub use replay::{ReplayCache, ReplayRecord};
 pub use verifier::{DoorPolicy, Grant, Reason, Verdict, Verifier, VerifierConfig};

@@ -30,8 +30,8 @@ pub struct ConfigError {
     pub place: Option<(usize, usize)>,
     /// What is wrong and what to do.
     pub message: String,
-    /// The offending line, for the caret display.
-    pub line_text: Option<String>,
+    /// The offending line with a caret (spa-keys' renderer, shared with key files).
+    pub snippet: Option<String>,
 }
 
 impl std::error::Error for ConfigError {}
@@ -41,13 +41,8 @@ impl fmt::Display for ConfigError {
         match self.place {
             Some((line, col)) => {
                 write!(f, "{}:{line}:{col}: {}", self.path.display(), self.message)?;
-                if let Some(text) = &self.line_text {
-                    write!(
-                        f,
-                        "\n  {line:>4} | {text}\n       | {:>width$}",
-                        "^",
-                        width = col
-                    )?;
+                if let Some(snippet) = &self.snippet {
+                    write!(f, "\n{snippet}")?;
                 }
                 Ok(())
             }
@@ -69,7 +64,7 @@ pub enum BackendName {
 }
 
 fn default_keys_dir() -> PathBuf {
-    PathBuf::from("/etc/spad/keys.d")
+    PathBuf::from(spa_keys::DEFAULT_KEYS_DIR)
 }
 fn default_state_dir() -> PathBuf {
     PathBuf::from("/var/lib/spad")
@@ -294,25 +289,14 @@ impl Source<'_> {
     fn error_at(&self, span: Option<Range<usize>>, message: impl Into<String>) -> ConfigError {
         let place = span
             .filter(|s| s.end > 0 || s.start > 0)
-            .map(|s| line_col(self.text, s.start));
+            .map(|s| spa_keys::locate(self.text, Some(s)));
         ConfigError {
             path: self.path.to_path_buf(),
-            place: place.map(|(l, c, _)| (l, c)),
+            place: place.as_ref().map(|l| (l.line, l.col)),
             message: message.into(),
-            line_text: place.map(|(_, _, t)| t.to_owned()),
+            snippet: place.map(|l| l.snippet),
         }
     }
-}
-
-/// 1-based line and column of a byte offset, and the line's text.
-fn line_col(text: &str, offset: usize) -> (usize, usize, &str) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = before[start..].chars().count() + 1;
-    let line_text = text[start..].lines().next().unwrap_or("");
-    (line, col, line_text)
 }
 
 impl Config {
@@ -322,7 +306,7 @@ impl Config {
             path: path.to_path_buf(),
             place: None,
             message: format!("cannot read the config file: {e}"),
-            line_text: None,
+            snippet: None,
         })?;
         Self::parse(path, &text)
     }

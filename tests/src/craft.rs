@@ -7,10 +7,8 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
 use spa_proto::packet::{seal, Address, Request, PACKET_LEN};
-use spa_proto::{DoorName, SecretBytes, ServerId, UserSecret};
-use zeroize::Zeroizing;
+use spa_proto::{DoorName, ServerId, UserSecret};
 
 use crate::error::{io, E2eError, Result};
 
@@ -25,46 +23,24 @@ pub struct ClientKeyFile {
     pub server_id: ServerId,
 }
 
-/// Reads `user`, `secret` and the first gateway's `server_id` from a client key file.
+/// Reads `user`, `secret` and the first gateway's `server_id` from a client
+/// key file, with spa-keys' own reader (the one owner of that format).
 pub fn read_client_key(path: &Path) -> Result<ClientKeyFile> {
-    let bad = |message: String| E2eError::BadFile {
+    let key = spa_keys::load_client_key(path).map_err(|e| E2eError::BadFile {
         path: path.display().to_string(),
-        message,
-    };
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path).map_err(io(format!("reading {}", path.display())))?,
-    );
-    let doc: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| bad(e.to_string()))?;
-    let user = doc
-        .get("user")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| bad("no `user` string".into()))?;
-    let secret_b64 = doc
-        .get("secret")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| bad("no `secret` string".into()))?;
-    let raw = Zeroizing::new(
-        base64::engine::general_purpose::STANDARD
-            .decode(secret_b64)
-            .map_err(|e| bad(format!("secret is not base64: {e}")))?,
-    );
-    let secret =
-        SecretBytes::from_slice(&raw).ok_or_else(|| bad("secret is not 32 bytes".into()))?;
-    let server_id = doc
-        .get("gateway")
-        .and_then(|g| g.as_array())
-        .and_then(|g| g.first())
-        .and_then(|g| g.get("server_id"))
-        .and_then(|s| s.as_str())
-        .ok_or_else(|| bad("no [[gateway]] with a server_id".into()))?;
-    let server_id = server_id
-        .parse()
-        .map_err(|e| bad(format!("server_id: {e}")))?;
+        message: e.to_string(),
+    })?;
+    let server_id = key
+        .gateways
+        .first()
+        .map(|g| g.server_id.clone())
+        .ok_or_else(|| E2eError::BadFile {
+            path: path.display().to_string(),
+            message: "no [[gateway]] with a server_id".into(),
+        })?;
     Ok(ClientKeyFile {
-        user: user.to_owned(),
-        secret: UserSecret::new(secret),
+        user: key.user,
+        secret: key.secret,
         server_id,
     })
 }
@@ -123,6 +99,7 @@ mod tests {
     fn crafted_packet_opens_with_the_key_and_carries_the_old_timestamp() -> Result<()> {
         let dir = tempfile::tempdir().map_err(io("creating a temp dir"))?;
         let path = dir.path().join("alice.key");
+        use base64::Engine;
         let secret = base64::engine::general_purpose::STANDARD.encode([5u8; 32]);
         let text =
             format!("user = \"alice\"\nsecret = \"{secret}\"\n[[gateway]]\nserver_id = \"gw1\"\n");

@@ -123,7 +123,7 @@ fn write_config(lab: &Lab, text: &str) -> Result<()> {
 #[test]
 #[ignore = "needs root"]
 fn a_full_disk_refuses_new_grants_closes_doors_on_time_and_recovers() -> Result<()> {
-    const SKEW_SECS: u32 = 8;
+    const SKEW_SECS: u32 = 20;
     let lab = Lab::new()?;
     let alice = lab.issue_key("alice", &["ssh"])?;
     let disk = SmallDisk::mount(&lab.state_dir())?;
@@ -131,7 +131,6 @@ fn a_full_disk_refuses_new_grants_closes_doors_on_time_and_recovers() -> Result<
     let mut spad = lab.start_spad(&lab.config(Backend::Iptables, SKEW_SECS))?;
     raise_replay_cap(&lab, &mut spad)?;
     let saved = lab.dir.path().join("first.packet");
-    let sealed_at = Instant::now();
     assert!(
         knock(&lab, &alice, &["--save-packet", &saved.to_string_lossy()])?,
         "a knock opens while the disk has room"
@@ -156,18 +155,18 @@ fn a_full_disk_refuses_new_grants_closes_doors_on_time_and_recovers() -> Result<
     // Space comes back; spad is killed and restarted.
     disk.free()?;
     spad.kill9()?;
-    let spad = lab.restart_spad()?;
+    let mut spad = lab.restart_spad()?;
     send_file(&lab.laptop, &saved, lab.spa_addr())?;
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         !lab.laptop_connects(SSH_PORT)?,
         "a packet accepted before the disk filled was accepted again after the restart"
     );
-    assert!(
-        sealed_at.elapsed() < Duration::from_secs(u64::from(SKEW_SECS)),
-        "too slow: the replay fell outside the skew and tested the clock ({:?})",
-        sealed_at.elapsed()
-    );
+    // Refused by the restored replay cache, not by the clock (the skew is long
+    // enough, and the log says which check refused it).
+    spad.wait_for_log("the replay refusal", Duration::from_secs(2), |l| {
+        l.contains("refused src=10.77.1.2 reason=replay")
+    })?;
     assert!(
         knock(&lab, &alice, &[])?,
         "after the restart new packets open"

@@ -21,7 +21,6 @@ use std::net::IpAddr;
 pub use action::{Action, CloseWhy, EffectId, Event, KnockNote, Now, OpenKind, Refusal};
 pub use rules::{Closing, DoorRules, GatewayConfig, Opener};
 
-use crate::doors::{DoorChange, OpenDoors};
 use crate::journal::Record;
 use crate::keyring::{KeyEntry, Keyring};
 use crate::keys::KeyId;
@@ -29,6 +28,7 @@ use crate::knock::{
     step_of, ClassicDoor, KnockOutcome, KnockPacket, KnockStep, Knocker, RotatingDoor,
 };
 use crate::names::DoorName;
+use crate::open_doors::{DoorChange, OpenDoors};
 use crate::packet::canonical_ip;
 use crate::replay::ReplayRecord;
 use crate::verifier::Grant;
