@@ -104,6 +104,9 @@ mod tests {
         let text =
             format!("user = \"alice\"\nsecret = \"{secret}\"\n[[gateway]]\nserver_id = \"gw1\"\n");
         std::fs::write(&path, text).map_err(io("writing the key file"))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(io("chmod 600 the key file"))?;
         let key = read_client_key(&path)?;
         assert_eq!(key.user, "alice");
         let ts = now_ms() - 120_000;
