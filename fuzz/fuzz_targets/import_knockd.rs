@@ -16,6 +16,11 @@ fuzz_target!(|data: &[u8]| {
     match import(Path::new("/etc/knockd.conf"), text) {
         Ok(imported) => {
             if let Err(e) = Config::parse(Path::new("/etc/spad.toml"), &imported.toml) {
+                // A one-time sequence file the config names but this machine lacks:
+                // spad --check says so, as it should; not an import bug.
+                if e.message.contains("cannot read") {
+                    return;
+                }
                 panic!("import-knockd wrote a config spad refuses: {e}\n--- input\n{text}\n--- output\n{}", imported.toml);
             }
             for w in &imported.warnings {

@@ -1,7 +1,7 @@
 //! The used rotating-steps log (`knock-used.log`, read by `UsedStepLog::open`,
 //! whose line parser is private to spad/src/knocks.rs): any file content opens,
 //! keeps only well-formed recent entries, and the file it rewrites opens again to
-//! the same entries.
+//! the same entries. A file that is not UTF-8 is refused with an error naming it.
 #![no_main]
 
 use std::path::PathBuf;
@@ -26,7 +26,15 @@ fuzz_target!(|data: &[u8]| {
     let file = dir.join("knock-used.log");
     std::fs::write(&file, data).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     let now = BASE_NOW_MS;
-    let (log, used) = UsedStepLog::open(dir, now).unwrap_or_else(|e| panic!("open: {e}"));
+    let (log, used) = match UsedStepLog::open(dir, now) {
+        Ok(opened) => opened,
+        // Not text at all (a corrupt disk, not a torn append): refused, naming the file.
+        Err(e) if std::str::from_utf8(data).is_err() => {
+            assert!(e.to_string().contains("knock-used.log"), "{e}");
+            return;
+        }
+        Err(e) => panic!("open: {e}"),
+    };
     drop(log);
     let oldest = step_of(now).saturating_sub(2);
     assert!(used.iter().all(|(_, _, step)| *step >= oldest), "an expired step was kept");

@@ -3,13 +3,12 @@
 //! on ssh, allowed on kind 0, expired, revoked — so fuzzed packets can reach every
 //! step of PROTOCOL §3.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 
-use libfuzzer_sys::arbitrary;
 use spa_proto::packet::{self, canonical_ip, Request, PACKET_LEN};
 use spa_proto::replay::ReplayCache;
 use spa_proto::{
@@ -26,8 +25,20 @@ pub const BASE_NOW_MS: u64 = 1_764_000_000_000;
 /// The expired key stops working here.
 pub const EXPIRY_MS: u64 = BASE_NOW_MS + 60_000;
 
-/// The secret byte of each key in [`keyring`], in keyring order.
-pub const KEY_BYTES: [u8; 4] = [1, 2, 3, 4];
+/// The users' secrets, in keyring order: the shared vectors' secret (so their
+/// packets are seeds that open), then three more.
+pub const SECRETS: [[u8; 32]; 4] = [VECTOR_SECRET, [2; 32], [3; 32], [4; 32]];
+
+/// `secrets[0]` of ../shared/spa1-vectors.json (bytes 0, 1, …, 31).
+const VECTOR_SECRET: [u8; 32] = {
+    let mut s = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        s[i] = i as u8;
+        i += 1;
+    }
+    s
+};
 
 fn name(text: &str) -> DoorName {
     text.parse()
@@ -41,20 +52,31 @@ pub fn server_id() -> ServerId {
         .unwrap_or_else(|_| unreachable!("fixed server id is valid"))
 }
 
-/// The wire keys of the key made from secret byte `byte`.
-pub fn derived(byte: u8) -> DerivedKeys {
-    UserSecret::new(SecretBytes::new([byte; 32]))
-        .server_key(&server_id())
-        .derive()
+/// The wire keys of user `index` of [`SECRETS`] (derived once: HKDF is slow);
+/// an index past the keyring gives a key the gateway does not know.
+pub fn derived(index: usize) -> &'static DerivedKeys {
+    static KEYS: OnceLock<Vec<DerivedKeys>> = OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        SECRETS
+            .iter()
+            .chain([&[99u8; 32]])
+            .map(|s| {
+                UserSecret::new(SecretBytes::new(*s))
+                    .server_key(&server_id())
+                    .derive()
+            })
+            .collect()
+    });
+    &keys[index.min(SECRETS.len())]
 }
 
-/// Four keys: 1 may open ssh; 2 may open ssh and admin and use kind 0; 3 expires
-/// at [`EXPIRY_MS`]; 4 is revoked.
+/// Four keys: 0 (the vectors' key) may open ssh; 1 may open ssh and admin and use
+/// kind 0; 2 expires at [`EXPIRY_MS`]; 3 is revoked.
 pub fn keyring() -> Keyring {
-    let entry = |byte: u8, doors: &[&str], observed: bool, expires: Option<u64>, enabled| {
+    let entry = |index: usize, doors: &[&str], observed: bool, expires: Option<u64>, enabled| {
         KeyEntry {
-            user: format!("user{byte}"),
-            key: UserSecret::new(SecretBytes::new([byte; 32])).server_key(&server_id()),
+            user: format!("user{index}"),
+            key: UserSecret::new(SecretBytes::new(SECRETS[index])).server_key(&server_id()),
             doors: doors.iter().map(|d| name(d)).collect(),
             allow_observed: observed,
             expires_at_ms: expires,
@@ -62,10 +84,10 @@ pub fn keyring() -> Keyring {
         }
     };
     Keyring::new([
-        entry(1, &["ssh"], false, None, true),
-        entry(2, &["ssh", "admin"], true, None, true),
-        entry(3, &["ssh"], false, Some(EXPIRY_MS), true),
-        entry(4, &["ssh"], false, None, false),
+        entry(0, &["ssh"], false, None, true),
+        entry(1, &["ssh", "admin"], true, None, true),
+        entry(2, &["ssh"], false, Some(EXPIRY_MS), true),
+        entry(3, &["ssh"], false, None, false),
     ])
 }
 
@@ -104,41 +126,71 @@ pub fn verifier() -> Verifier {
     Verifier::new(config(), keyring, ReplayCache::new(CAP, SKEW_MS))
 }
 
-/// A source address as the fuzzer picks it.
-#[derive(Debug, Clone, Copy, arbitrary::Arbitrary)]
-pub enum Source {
-    /// An IPv4 source.
-    V4([u8; 4]),
-    /// An IPv6 source.
-    V6([u8; 16]),
-    /// An IPv4-mapped IPv6 source (`::ffff:a.b.c.d`): must count as the IPv4 address.
-    Mapped([u8; 4]),
-    /// The address the packet names (so the address check can pass).
-    Named,
+/// The source of a datagram: a kind byte (0 IPv4, 1 IPv6, 2 IPv4-mapped IPv6,
+/// else the address the packet names) and its address bytes.
+pub fn read_source(input: &mut Reader<'_>, named: Option<IpAddr>) -> Option<IpAddr> {
+    Some(match input.u8()? % 4 {
+        0 => IpAddr::from(input.array::<4>()?),
+        1 => IpAddr::from(input.array::<16>()?),
+        2 => IpAddr::V6(std::net::Ipv4Addr::from(input.array::<4>()?).to_ipv6_mapped()),
+        _ => named.unwrap_or(IpAddr::from([203, 0, 113, 7])),
+    })
 }
 
-impl Source {
-    /// The IP source, `named` standing for the packet's own address when there is one.
-    pub fn ip(self, named: Option<IpAddr>) -> IpAddr {
-        match self {
-            Source::V4(a) => IpAddr::from(a),
-            Source::V6(a) => IpAddr::from(a),
-            Source::Mapped(a) => IpAddr::V6(std::net::Ipv4Addr::from(a).to_ipv6_mapped()),
-            Source::Named => named.unwrap_or(IpAddr::from([192, 0, 2, 7])),
+/// Reads fixed-layout records from a fuzz input, so seeds can be written by hand
+/// (`fuzz/seeds/make.py`) from the shared vectors.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        Reader { data }
+    }
+
+    /// The next `n` bytes, or `None` at the end.
+    pub fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.data.len() < n {
+            return None;
         }
+        let (head, rest) = self.data.split_at(n);
+        self.data = rest;
+        Some(head)
+    }
+
+    /// The next `N` bytes as an array.
+    pub fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.bytes(N)?.try_into().ok()
+    }
+
+    /// What is left, without consuming it.
+    pub fn rest(&self) -> &'a [u8] {
+        self.data
+    }
+
+    /// One byte.
+    pub fn u8(&mut self) -> Option<u8> {
+        Some(self.array::<1>()?[0])
+    }
+
+    /// A big-endian i32.
+    pub fn i32(&mut self) -> Option<i32> {
+        Some(i32::from_be_bytes(self.array()?))
     }
 }
 
 /// Runs datagrams through one verifier and asserts, for every verdict, what any
 /// accepted packet must satisfy (PROTOCOL §3): the key may be used now and may open
 /// the door, the address is the source, the time is within the door's maximum, the
-/// verifier's clock never goes back, a (key, nonce) is granted at most once, the
+/// verifier's clock never goes back, a (key, nonce) is granted again only after its first use died, the
 /// replay cache stays under its cap.
 #[derive(Debug)]
 pub struct Judge {
     verifier: Verifier,
     last_now_ms: u64,
-    granted: HashSet<(KeyId, [u8; 12])>,
+    granted: HashMap<(KeyId, [u8; 12]), u64>,
     /// Verdicts so far, by reason (`None`: granted).
     pub verdicts: BTreeMap<Option<Reason>, usize>,
 }
@@ -155,7 +207,7 @@ impl Judge {
         Judge {
             verifier: verifier(),
             last_now_ms: 0,
-            granted: HashSet::new(),
+            granted: HashMap::new(),
             verdicts: BTreeMap::new(),
         }
     }
@@ -210,10 +262,14 @@ impl Judge {
         assert!(ts.abs_diff(grant.now_ms) <= SKEW_MS, "timestamp outside the skew");
         assert_eq!(grant.record.key, key.id);
         assert_eq!(&grant.record.nonce[..], &datagram[8..20]);
-        assert!(
-            self.granted.insert((key.id, grant.record.nonce)),
-            "a (key, nonce) was granted twice"
-        );
+        // A (key, nonce) opens again only once its first use is dead: past its
+        // timestamp + skew (then it is another packet: the timestamp differs).
+        if let Some(first_ts) = self.granted.insert((key.id, grant.record.nonce), ts) {
+            assert!(
+                grant.now_ms > first_ts.saturating_add(SKEW_MS) && ts != first_ts,
+                "a (key, nonce) was granted twice while live"
+            );
+        }
         // The plaintext a grant came from satisfies every field rule.
         let derived = &key.derived;
         let cipher = ChaCha20Poly1305::new(derived.aead.expose().into());

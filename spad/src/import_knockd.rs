@@ -13,9 +13,12 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use spa_proto::knock::{parse_sequence, KnockStep, KnockSyntaxError, TcpFlagsRule};
 use spa_proto::DoorName;
+
+use crate::firewall::{CommandTemplates, TemplateError};
 
 /// knockd's `seq_timeout` when a section sets none (knockd.c `SEQ_TIMEOUT`).
 pub const KNOCKD_SEQ_TIMEOUT_SECS: u32 = 25;
@@ -375,9 +378,15 @@ impl<'a> Parser<'a> {
                 Setting::SeqTimeout(secs)
             }
             "TCPFLAGS" => Setting::TcpFlags(value.parse().map_err(|e| bad_value(self, e))?),
-            "START_COMMAND" | "COMMAND" => Setting::StartCommand(value.to_owned()),
+            "START_COMMAND" | "COMMAND" => {
+                self.check_command(line, value_column, key, value)?;
+                Setting::StartCommand(value.to_owned())
+            }
             "START_COMMAND_6" | "COMMAND_6" => Setting::StartCommand6(value.to_owned()),
-            "STOP_COMMAND" => Setting::StopCommand(value.to_owned()),
+            "STOP_COMMAND" => {
+                self.check_command(line, value_column, key, value)?;
+                Setting::StopCommand(value.to_owned())
+            }
             "STOP_COMMAND_6" => Setting::StopCommand6(value.to_owned()),
             "CMD_TIMEOUT" => Setting::CmdTimeout(self.seconds(line, value_column, key, value)?),
             "TARGET" => {
@@ -410,6 +419,32 @@ impl<'a> Parser<'a> {
             section.set(line, setting);
         }
         Ok(())
+    }
+
+    /// Refuses a command whose quote is never closed: `/bin/sh` refuses it too, and
+    /// spad's command splitter (the owner of the check) would refuse the imported
+    /// config.
+    fn check_command(
+        &self,
+        line: usize,
+        value_column: usize,
+        key: &str,
+        value: &str,
+    ) -> Result<(), ImportError> {
+        match CommandTemplates::parse(value, None, Duration::from_secs(1)) {
+            Err(TemplateError::UnclosedQuote { quote, column, .. }) => Err(self.error(
+                line,
+                Some(value_column + column - 1),
+                ImportProblem::BadValue {
+                    directive: key.to_owned(),
+                    reason: format!(
+                        "the {quote} quote is never closed (knockd's /bin/sh refuses this \
+                         command too)"
+                    ),
+                },
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn seconds(
@@ -747,7 +782,7 @@ fn spad_command(
     warn: &mut impl FnMut(usize, String),
 ) -> SpadCommand {
     let mut notes = Vec::new();
-    let text = match shell_syntax(&command.value) {
+    let text = match shell_syntax(&command.value).or_else(|| trailing_backslash(&command.value)) {
         Some(why) => {
             warn(
                 command.line,
@@ -768,6 +803,16 @@ fn spad_command(
     SpadCommand {
         template: text.replace('{', "{{").replace('}', "}}"),
         notes,
+    }
+}
+
+/// A command ending in a lone backslash: `/bin/sh` keeps it literally, spad's
+/// splitter refuses it, so it runs under `/bin/sh -c`.
+fn trailing_backslash(command: &str) -> Option<String> {
+    let braces_literal = command.replace('{', "{{").replace('}', "}}");
+    match CommandTemplates::parse(&braces_literal, None, Duration::from_secs(1)) {
+        Err(TemplateError::TrailingBackslash { .. }) => Some("a trailing backslash".to_owned()),
+        _ => None,
     }
 }
 
