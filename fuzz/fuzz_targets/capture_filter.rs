@@ -56,7 +56,9 @@ fuzz_target!(|input: Input| {
     let frame = &input.frame;
     let kept = match cbpf::run(&program, frame, meta) {
         Ok(kept) => kept,
-        Err(e) => panic!("the capture program does something the interpreter does not model: {e:?}"),
+        Err(e) => {
+            panic!("the capture program does something the interpreter does not model: {e:?}")
+        }
     };
     assert!(kept == 0 || kept == SNAP_LEN, "filter returned {kept}");
     let Some(captured) = parse_frame(frame) else {
@@ -64,11 +66,17 @@ fuzz_target!(|input: Input| {
     };
     let wanted = !input.outgoing
         && match captured.transport {
-            Transport::Udp { dst_port, payload_len, .. } => {
+            Transport::Udp {
+                dst_port,
+                payload_len,
+                ..
+            } => {
                 assert_eq!(payload_len, captured.payload.len());
                 spec.spa_udp_port == Some(dst_port) || spec.knock_udp_ports.contains(&dst_port)
             }
-            Transport::Tcp { dst_port, flags, .. } => {
+            Transport::Tcp {
+                dst_port, flags, ..
+            } => {
                 (spec.knock_tcp_any_flags || flags & 0x12 == 0x02)
                     && spec.knock_tcp_ports.contains(&dst_port)
             }

@@ -37,7 +37,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(shown.starts_with("/etc/spad/spad.toml"), "{shown}");
             if let Some((line, col)) = e.place {
                 assert!(line >= 1 && col >= 1, "{shown}");
-                assert!(line <= text.lines().count().max(1) + 1, "line {line} past the end: {shown}");
+                assert!(
+                    line <= text.lines().count().max(1) + 1,
+                    "line {line} past the end: {shown}"
+                );
             }
         }
     }

@@ -28,7 +28,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Err(e) => {
-            assert!(e.line >= 1 && e.line <= text.lines().count().max(1) + 1, "{e}");
+            assert!(
+                e.line >= 1 && e.line <= text.lines().count().max(1) + 1,
+                "{e}"
+            );
             assert!(!e.problem.to_string().is_empty());
         }
     }

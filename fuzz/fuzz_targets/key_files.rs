@@ -35,7 +35,10 @@ fuzz_target!(|data: &[u8]| {
             let again = parse_client_key(path, &key.to_toml())
                 .unwrap_or_else(|e| panic!("written client key does not parse: {e}"));
             assert_eq!(again.user, key.user);
-            assert!(again.secret == key.secret, "secret changed in the round trip");
+            assert!(
+                again.secret == key.secret,
+                "secret changed in the round trip"
+            );
             assert_eq!(again.gateways, key.gateways);
             let _ = key.gateway(None);
         }

@@ -46,7 +46,11 @@ fuzz_target!(|data: &[u8]| {
                 .unwrap_or_else(|| panic!("a parsed sequence cannot be marked used"));
             let rest = parse_one_time_file(&edited)
                 .unwrap_or_else(|e| panic!("marking a sequence used broke the file: {e}"));
-            assert_eq!(&rest[..], &list[1..], "marking used removed another sequence");
+            assert_eq!(
+                &rest[..],
+                &list[1..],
+                "marking used removed another sequence"
+            );
         }
     }
 });

@@ -15,7 +15,14 @@ use spad::knocks::UsedStepLog;
 fn state_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("spa-fz-used-steps-{}", std::process::id()));
+        // tmpfs when there is one: the log is fsynced on every open.
+        let shm = std::path::Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!("spa-fz-used-steps-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         dir
     })
@@ -37,7 +44,10 @@ fuzz_target!(|data: &[u8]| {
     };
     drop(log);
     let oldest = step_of(now).saturating_sub(2);
-    assert!(used.iter().all(|(_, _, step)| *step >= oldest), "an expired step was kept");
+    assert!(
+        used.iter().all(|(_, _, step)| *step >= oldest),
+        "an expired step was kept"
+    );
     let (_, again) = UsedStepLog::open(dir, now).unwrap_or_else(|e| panic!("reopen: {e}"));
     assert_eq!(again, used, "the rewritten log reads differently");
 });

@@ -19,9 +19,13 @@ fuzz_target!(|data: &[u8]| {
         let Some(flags) = input.u8() else { break };
         let Some(shift) = input.u8() else { break };
         let Some(clock) = input.i32() else { break };
-        let Some(source) = read_source(&mut input, None) else { break };
+        let Some(source) = read_source(&mut input, None) else {
+            break;
+        };
         let Some(len) = input.u8() else { break };
-        let Some(bytes) = input.bytes(usize::from(len)) else { break };
+        let Some(bytes) = input.bytes(usize::from(len)) else {
+            break;
+        };
         let wall = BASE_NOW_MS.saturating_add_signed(i64::from(clock));
         let mut datagram = bytes.to_vec();
         if flags & 2 != 0 && datagram.len() >= 8 {

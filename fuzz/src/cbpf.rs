@@ -248,6 +248,9 @@ mod tests {
                 }
             }
         }
-        assert!(kept > 100 && dropped > 100, "kept {kept}, dropped {dropped}");
+        assert!(
+            kept > 100 && dropped > 100,
+            "kept {kept}, dropped {dropped}"
+        );
     }
 }

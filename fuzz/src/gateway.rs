@@ -73,16 +73,15 @@ pub fn derived(index: usize) -> &'static DerivedKeys {
 /// Four keys: 0 (the vectors' key) may open ssh; 1 may open ssh and admin and use
 /// kind 0; 2 expires at [`EXPIRY_MS`]; 3 is revoked.
 pub fn keyring() -> Keyring {
-    let entry = |index: usize, doors: &[&str], observed: bool, expires: Option<u64>, enabled| {
-        KeyEntry {
+    let entry =
+        |index: usize, doors: &[&str], observed: bool, expires: Option<u64>, enabled| KeyEntry {
             user: format!("user{index}"),
             key: UserSecret::new(SecretBytes::new(SECRETS[index])).server_key(&server_id()),
             doors: doors.iter().map(|d| name(d)).collect(),
             allow_observed: observed,
             expires_at_ms: expires,
             enabled,
-        }
-    };
+        };
     Keyring::new([
         entry(0, &["ssh"], false, None, true),
         entry(1, &["ssh", "admin"], true, None, true),
@@ -253,13 +252,23 @@ impl Judge {
             .unwrap_or_else(|| panic!("grant names key {} outside the keyring", grant.key));
         assert!(key.entry.usable_at(grant.now_ms), "unusable key granted");
         assert!(key.entry.doors.contains(&grant.door), "door not allowed");
-        assert_eq!(grant.addr, canonical_ip(source), "address is not the source");
+        assert_eq!(
+            grant.addr,
+            canonical_ip(source),
+            "address is not the source"
+        );
         assert_eq!(grant.user, key.entry.user);
         let policy = config().doors.get(&grant.door).copied();
         let policy = policy.unwrap_or_else(|| panic!("grant for unknown door {}", grant.door));
-        assert!(grant.seconds <= policy.max_secs, "longer than the door's maximum");
+        assert!(
+            grant.seconds <= policy.max_secs,
+            "longer than the door's maximum"
+        );
         let ts = grant.record.timestamp_ms;
-        assert!(ts.abs_diff(grant.now_ms) <= SKEW_MS, "timestamp outside the skew");
+        assert!(
+            ts.abs_diff(grant.now_ms) <= SKEW_MS,
+            "timestamp outside the skew"
+        );
         assert_eq!(grant.record.key, key.id);
         assert_eq!(&grant.record.nonce[..], &datagram[8..20]);
         // A (key, nonce) opens again only once its first use is dead: past its
@@ -276,8 +285,10 @@ impl Judge {
         let packet: &[u8; PACKET_LEN] = datagram
             .try_into()
             .unwrap_or_else(|_| unreachable!("length checked above"));
-        let body = packet::open_with(&cipher, packet).unwrap_or_else(|| panic!("grant of a packet that does not open"));
-        let request = Request::decode(&body).unwrap_or_else(|e| panic!("grant of a bad plaintext: {e}"));
+        let body = packet::open_with(&cipher, packet)
+            .unwrap_or_else(|| panic!("grant of a packet that does not open"));
+        let request =
+            Request::decode(&body).unwrap_or_else(|e| panic!("grant of a bad plaintext: {e}"));
         assert_eq!(request.door, grant.door);
         assert_eq!(request.timestamp_ms, ts);
     }

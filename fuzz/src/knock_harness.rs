@@ -136,8 +136,8 @@ impl Gate {
         open_secs: BTreeMap<DoorName, u32>,
         now: u64,
     ) -> Self {
-        let knocker = Knocker::new(classic.clone(), rotating.clone(), now)
-            .with_max_attempts(MAX_ATTEMPTS);
+        let knocker =
+            Knocker::new(classic.clone(), rotating.clone(), now).with_max_attempts(MAX_ATTEMPTS);
         Gate {
             classic,
             rotating,
@@ -273,7 +273,9 @@ pub fn run(script: &Script) {
                 shift,
                 index,
             } => {
-                let Some(d) = gate.rotating.get(usize::from(door) % gate.rotating.len().max(1))
+                let Some(d) = gate
+                    .rotating
+                    .get(usize::from(door) % gate.rotating.len().max(1))
                 else {
                     continue;
                 };
@@ -328,7 +330,11 @@ pub fn run(script: &Script) {
         for closed in gate.doors.expire(now) {
             assert!(closed.until_ms <= now);
             let expected = model.until.remove(&(closed.door.clone(), closed.addr));
-            assert_eq!(expected, Some(closed.until_ms), "closed at another time than opened for");
+            assert_eq!(
+                expected,
+                Some(closed.until_ms),
+                "closed at another time than opened for"
+            );
         }
         check(&gate, &model, now);
     }
@@ -340,10 +346,16 @@ fn apply(gate: &mut Gate, model: &mut Model, outcomes: Vec<KnockOutcome>, now: u
     for outcome in outcomes {
         match outcome {
             KnockOutcome::Opened { door, addr, user } => {
-                assert_eq!(addr, spa_proto::packet::canonical_ip(addr), "address not canonical");
-                let secs = gate.open_secs.get(&door).copied().unwrap_or_else(|| {
-                    panic!("opened {door}, which is no configured door")
-                });
+                assert_eq!(
+                    addr,
+                    spa_proto::packet::canonical_ip(addr),
+                    "address not canonical"
+                );
+                let secs = gate
+                    .open_secs
+                    .get(&door)
+                    .copied()
+                    .unwrap_or_else(|| panic!("opened {door}, which is no configured door"));
                 if user.is_some() {
                     assert!(gate.rotating.iter().any(|d| d.name == door));
                     opened_rotating.push(door.clone());
@@ -388,15 +400,24 @@ fn apply(gate: &mut Gate, model: &mut Model, outcomes: Vec<KnockOutcome>, now: u
 /// Invariants that hold between events.
 fn check(gate: &Gate, model: &Model, now: u64) {
     // Bounded memory.
-    assert!(gate.knocker.attempts() <= MAX_ATTEMPTS, "attempts above the cap");
+    assert!(
+        gate.knocker.attempts() <= MAX_ATTEMPTS,
+        "attempts above the cap"
+    );
     assert!(gate.knocker.sources() <= gate.knocker.attempts());
     // No door open past its time, and exactly the doors spad opened.
     assert_eq!(gate.doors.len(), model.until.len());
     for d in gate.doors.iter() {
         assert!(d.until_ms > now, "door {} open past its time", d.door);
-        assert_eq!(model.until.get(&(d.door.clone(), d.addr)), Some(&d.until_ms));
+        assert_eq!(
+            model.until.get(&(d.door.clone(), d.addr)),
+            Some(&d.until_ms)
+        );
     }
-    assert_eq!(gate.doors.poll_timeout(), model.until.values().min().copied());
+    assert_eq!(
+        gate.doors.poll_timeout(),
+        model.until.values().min().copied()
+    );
     // Timers ask to be woken, never for the past unless already due.
     if let Some(t) = gate.knocker.poll_timeout() {
         assert!(t > 0);

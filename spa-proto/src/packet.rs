@@ -232,7 +232,12 @@ pub(crate) fn hint_with(mac: &Hmac<Sha256>, window: u64) -> [u8; 8] {
 /// Seals a request into the 100-byte packet. `nonce` must be 12 fresh bytes
 /// from the OS CSPRNG (the caller draws them: this crate does no I/O).
 pub fn seal(keys: &DerivedKeys, request: &Request, nonce: [u8; 12]) -> [u8; PACKET_LEN] {
-    seal_body(keys, window_of(request.timestamp_ms), request.encode(), nonce)
+    seal_body(
+        keys,
+        window_of(request.timestamp_ms),
+        request.encode(),
+        nonce,
+    )
 }
 
 /// Seals any 64-byte plaintext, valid or not, under the hint of `window`: lets a

@@ -49,10 +49,8 @@ fn a_clock_stepped_back_never_reopens_a_used_rotating_step() {
     };
     let mut knocker = Knocker::new(vec![], vec![door.clone()], NOW);
     let step = step_of(NOW);
-    let opened = |out: &[KnockOutcome]| {
-        out.iter()
-            .any(|o| matches!(o, KnockOutcome::Opened { .. }))
-    };
+    let opened =
+        |out: &[KnockOutcome]| out.iter().any(|o| matches!(o, KnockOutcome::Opened { .. }));
     assert!(opened(&knock_all(&mut knocker, &door, step, NOW)));
 
     // Three steps later the used step is forgotten; then the clock goes back.
@@ -60,5 +58,10 @@ fn a_clock_stepped_back_never_reopens_a_used_rotating_step() {
     let replay = knock_all(&mut knocker, &door, step, NOW + 1_000);
     assert!(!opened(&replay), "a used step opened again: {replay:?}");
     // The sequence of the step the knocker holds (the latest seen) still opens.
-    assert!(opened(&knock_all(&mut knocker, &door, step + 3, NOW + 1_000)));
+    assert!(opened(&knock_all(
+        &mut knocker,
+        &door,
+        step + 3,
+        NOW + 1_000
+    )));
 }

@@ -34,7 +34,8 @@ fn import_refuses_a_command_whose_quote_is_never_closed() {
 /// is fine.
 #[test]
 fn import_checks_stop_commands_and_accepts_nested_quotes() -> TestResult {
-    let bad = "[web]\nsequence = 1,2,3\nstart_command = /bin/true\nstop_command = /bin/echo \"it's\n";
+    let bad =
+        "[web]\nsequence = 1,2,3\nstart_command = /bin/true\nstop_command = /bin/echo \"it's\n";
     let err = import(Path::new("/etc/knockd.conf"), bad).err();
     assert_eq!(err.map(|e| (e.line, e.column)), Some((4, Some(26))));
     let good = "[web]\nsequence = 1,2,3\nstart_command = /bin/echo \"it's\" %IP%\n";
@@ -54,7 +55,10 @@ fn import_wraps_a_trailing_backslash_in_a_shell() -> TestResult {
         .map_err(|e| format!("spad refuses the import: {e}\n{}", imported.toml))?;
     assert_eq!(config.doors.len(), 1);
     assert!(
-        imported.warnings.iter().any(|w| w.contains("a trailing backslash")),
+        imported
+            .warnings
+            .iter()
+            .any(|w| w.contains("a trailing backslash")),
         "{:?}",
         imported.warnings
     );
