@@ -9,36 +9,61 @@
 //! - a frame the filter lets through and the parser reads is one spad wants.
 #![no_main]
 
-use libfuzzer_sys::arbitrary::{self, Arbitrary};
+use std::sync::OnceLock;
+
 use libfuzzer_sys::fuzz_target;
 use spa_fuzz::cbpf::{self, Meta};
+use spa_fuzz::gateway::Reader;
 use spad::capture::filter::{compile_filter, link_type_guard, FilterSpec, SNAP_LEN};
 use spad::capture::{parse_frame, Transport};
 
-#[derive(Debug, Arbitrary)]
-struct Input {
-    spa_port: Option<u16>,
-    tcp_ports: Vec<u16>,
-    /// Runs of TCP knock ports: (first, length).
-    tcp_runs: Vec<(u16, u8)>,
-    udp_ports: Vec<u16>,
-    tcp_any_flags: bool,
+/// The port set and frame metadata at the head of an input; the frame is the rest.
+struct Input<'a> {
+    spec: FilterSpec,
     outgoing: bool,
     loopback: bool,
-    frame: Vec<u8>,
+    frame: &'a [u8],
 }
 
-fuzz_target!(|input: Input| {
-    let mut tcp_ports: Vec<u16> = input.tcp_ports.iter().copied().take(64).collect();
-    for &(first, len) in input.tcp_runs.iter().take(8) {
-        tcp_ports.extend((0..=u16::from(len)).map_while(|i| first.checked_add(i)));
+/// `flags u8` (bit 0 outgoing, 1 loopback link, 2 TCP knocks with any flags,
+/// 3 an SPA port), `spa u16`, `n u8` TCP ports (u16 each, n % 16), `r u8` runs of
+/// TCP ports (`first u16`, `len u8`; r % 4), `m u8` UDP ports (m % 16), then the
+/// frame. All big-endian.
+fn read(data: &[u8]) -> Option<Input<'_>> {
+    let mut input = Reader::new(data);
+    let flags = input.u8()?;
+    let spa = input.u16()?;
+    let mut tcp = Vec::new();
+    for _ in 0..input.u8()? % 16 {
+        tcp.push(input.u16()?);
     }
-    let spec = FilterSpec {
-        spa_udp_port: input.spa_port,
-        knock_tcp_ports: tcp_ports,
-        knock_udp_ports: input.udp_ports.iter().copied().take(64).collect(),
-        knock_tcp_any_flags: input.tcp_any_flags,
+    for _ in 0..input.u8()? % 4 {
+        let first = input.u16()?;
+        let len = input.u8()?;
+        tcp.extend((0..=u16::from(len)).map_while(|i| first.checked_add(i)));
+    }
+    let mut udp = Vec::new();
+    for _ in 0..input.u8()? % 16 {
+        udp.push(input.u16()?);
+    }
+    Some(Input {
+        spec: FilterSpec {
+            spa_udp_port: (flags & 8 != 0).then_some(spa),
+            knock_tcp_ports: tcp,
+            knock_udp_ports: udp,
+            knock_tcp_any_flags: flags & 4 != 0,
+        },
+        outgoing: flags & 1 != 0,
+        loopback: flags & 2 != 0,
+        frame: input.rest(),
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some(input) = read(data) else {
+        return;
     };
+    let spec = input.spec;
     let mut program = link_type_guard();
     program.extend(compile_filter(&spec));
     let meta = Meta {
@@ -53,7 +78,7 @@ fuzz_target!(|input: Input| {
             u32::from(libc::ARPHRD_ETHER)
         },
     };
-    let frame = &input.frame;
+    let frame = input.frame;
     let kept = match cbpf::run(&program, frame, meta) {
         Ok(kept) => kept,
         Err(e) => {
@@ -62,6 +87,7 @@ fuzz_target!(|input: Input| {
     };
     assert!(kept == 0 || kept == SNAP_LEN, "filter returned {kept}");
     let Some(captured) = parse_frame(frame) else {
+        report(kept != 0, "unparsed");
         return; // user space drops what it cannot parse, whatever the filter says
     };
     let wanted = !input.outgoing
@@ -81,6 +107,7 @@ fuzz_target!(|input: Input| {
                     && spec.knock_tcp_ports.contains(&dst_port)
             }
         };
+    report(kept != 0, if wanted { "wanted" } else { "not wanted" });
     assert_eq!(
         kept != 0,
         wanted,
@@ -90,3 +117,13 @@ fuzz_target!(|input: Input| {
         spec
     );
 });
+
+/// SPA_FUZZ_REPORT=1: what the filter and the parser made of each input
+/// (docs/fuzzing.md).
+fn report(kept: bool, parsed: &str) {
+    static ON: OnceLock<bool> = OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("SPA_FUZZ_REPORT").is_some()) {
+        let filter = if kept { "kept" } else { "dropped" };
+        eprintln!("spa-fuzz: filter {filter:<7} parser {parsed}");
+    }
+}

@@ -87,5 +87,60 @@ def more():
     write("state_files", "replay-log", log)
 
 
+def frames():
+    """capture_filter: a port set (SPA 62210; TCP knocks 7000 and 20000-20002; UDP
+    knock 7100) then frames of every shape the parser and the filter look at."""
+    head = bytes([8]) + struct.pack(">H", 62210)
+    head += bytes([1]) + struct.pack(">H", 7000)
+    head += bytes([1]) + struct.pack(">HB", 20000, 2)
+    head += bytes([1]) + struct.pack(">H", 7100)
+    mac = bytes([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2])
+
+    def eth(ethertype, l3, vlan=None):
+        tag = struct.pack(">HH", 0x8100, vlan) if vlan is not None else b""
+        return mac + tag + struct.pack(">H", ethertype) + l3
+
+    def udp(sport, dport, payload):
+        return struct.pack(">HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+    def tcp(sport, dport, flags, seq=1, data=b""):
+        return struct.pack(">HHIIBBHHH", sport, dport, seq, 0, 5 << 4, flags, 0xffff, 0, 0) + data
+
+    def ipv4(proto, segment, options=b"", frag=0):
+        ihl = 5 + len(options) // 4
+        total = ihl * 4 + len(segment)
+        hdr = struct.pack(">BBHHHBBH", 0x40 | ihl, 0, total, 0x1234, frag, 64, proto, 0)
+        return hdr + bytes([192, 0, 2, 7, 198, 51, 100, 1]) + options + segment
+
+    def ipv6(nh, segment, src=bytes.fromhex("20010db8000000000000000000000007")):
+        return struct.pack(">IHBB", 0x60000000, len(segment), nh, 64) + src + bytes.fromhex("20010db8000000000000000000000001") + segment
+
+    spa = udp(40000, 62210, bytes(100))
+    cases = {
+        "v4-udp-spa": eth(0x0800, ipv4(17, spa)),
+        "v4-udp-knock": eth(0x0800, ipv4(17, udp(40000, 7100, b"k"))),
+        "v4-udp-other": eth(0x0800, ipv4(17, udp(40000, 53, b"x"))),
+        "v4-options": eth(0x0800, ipv4(17, spa, options=bytes([0x94, 4, 0, 0]))),
+        "v4-fragment": eth(0x0800, ipv4(17, spa, frag=0x2000)),
+        "v4-padded": eth(0x0800, ipv4(17, udp(1, 62210, b"ab"))) + bytes(20),
+        "v4-tcp-syn": eth(0x0800, ipv4(6, tcp(5555, 7000, 0x02))),
+        "v4-tcp-synack": eth(0x0800, ipv4(6, tcp(5555, 20001, 0x12))),
+        "v4-tcp-fin": eth(0x0800, ipv4(6, tcp(5555, 20002, 0x01))),
+        "vlan-v4-udp": eth(0x0800, ipv4(17, spa), vlan=42)[:12] + struct.pack(">HH", 0x8100, 42) + struct.pack(">H", 0x0800) + ipv4(17, spa),
+        "v6-udp-spa": eth(0x86dd, ipv6(17, spa)),
+        "v6-mapped-src": eth(0x86dd, ipv6(17, spa, src=bytes(10) + b"\xff\xff" + bytes([192, 0, 2, 7]))),
+        "v6-tcp-syn": eth(0x86dd, ipv6(6, tcp(5555, 7000, 0x02))),
+        "v6-hop-by-hop": eth(0x86dd, ipv6(0, bytes([17, 0, 5, 2, 0, 0, 1, 0]) + spa)),
+        "vlan-v6-tcp": mac + struct.pack(">HHH", 0x8100, 7, 0x86dd) + ipv6(6, tcp(1, 20000, 0x02)),
+    }
+    for name, frame in cases.items():
+        write("capture_filter", name, head + frame)
+        write("capture_filter", name + "-truncated", head + frame[: len(frame) - 3])
+    # Outgoing copies are dropped; a loopback link is let through.
+    write("capture_filter", "outgoing", bytes([9]) + head[1:] + cases["v4-udp-spa"])
+    write("capture_filter", "loopback", bytes([10]) + head[1:] + cases["v4-udp-spa"])
+
+
 main()
 more()
+frames()

@@ -174,6 +174,11 @@ impl<'a> Reader<'a> {
         Some(self.array::<1>()?[0])
     }
 
+    /// A big-endian u16.
+    pub fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_be_bytes(self.array()?))
+    }
+
     /// A big-endian i32.
     pub fn i32(&mut self) -> Option<i32> {
         Some(i32::from_be_bytes(self.array()?))
