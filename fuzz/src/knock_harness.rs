@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::OnceLock;
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use spa_proto::knock::{
@@ -88,14 +89,16 @@ pub enum Event {
         src_port: u16,
         seq: u32,
     },
-    /// A knock of port `index` of a user's rotating sequence for the step
-    /// `shift` away from now.
+    /// Knocks of ports `from..=from + count` of a user's rotating sequence for
+    /// the step `shift` away from now (a whole sequence when from = 0 and count
+    /// is large enough).
     Rotating {
         src: u8,
         door: u8,
         user: u8,
         shift: i8,
-        index: u8,
+        from: u8,
+        count: u8,
     },
     /// The wall clock moves forward.
     Forward(u16),
@@ -145,6 +148,14 @@ impl Gate {
             knocker,
             doors: OpenDoors::new(),
             used_log: Vec::new(),
+        }
+    }
+
+    /// What spad's loop does when the clock moved: the knocker's timer, if due.
+    fn due_timers(&mut self, now: u64) -> Vec<KnockOutcome> {
+        match self.knocker.poll_timeout() {
+            Some(t) if t <= now => self.knocker.handle_timeout(now),
+            _ => Vec::new(),
         }
     }
 
@@ -271,7 +282,8 @@ pub fn run(script: &Script) {
                 door,
                 user,
                 shift,
-                index,
+                from,
+                count,
             } => {
                 let Some(d) = gate
                     .rotating
@@ -287,28 +299,33 @@ pub fn run(script: &Script) {
                 let Some(ports) = derive_sequence(k_knock, &d.name, &d.spec, step) else {
                     continue;
                 };
-                let port = ports[usize::from(index) % ports.len()];
-                let pkt = KnockPacket {
-                    src: source(src),
-                    transport: d.transport,
-                    dst_port: port,
-                    tcp_flags: TCP_SYN,
-                    src_port: 40000 + u16::from(index),
-                    tcp_seq: u32::from(index) * 7919,
-                };
-                gate.knocker.on_packet(&pkt, now)
+                let (transport, from) = (d.transport, usize::from(from) % ports.len());
+                let to = ports.len().min(from + 1 + usize::from(count % 16));
+                let mut out = Vec::new();
+                for (i, &port) in ports[from..to].iter().enumerate() {
+                    let pkt = KnockPacket {
+                        src: source(src),
+                        transport,
+                        dst_port: port,
+                        tcp_flags: TCP_SYN,
+                        src_port: 40000,
+                        tcp_seq: (from + i) as u32 * 7919,
+                    };
+                    out.extend(gate.knocker.on_packet(&pkt, now));
+                }
+                out
             }
             Event::Forward(ms) => {
                 now = now.saturating_add(u64::from(ms));
-                Vec::new()
+                gate.due_timers(now)
             }
             Event::Leap(s) => {
                 now = now.saturating_add(u64::from(s) * 1000);
-                Vec::new()
+                gate.due_timers(now)
             }
             Event::Back(ms) => {
                 now = now.saturating_sub(u64::from(ms % 600_000));
-                Vec::new()
+                gate.due_timers(now)
             }
             Event::Wait => {
                 let next = [gate.knocker.poll_timeout(), gate.doors.poll_timeout()]
@@ -344,6 +361,16 @@ pub fn run(script: &Script) {
 fn apply(gate: &mut Gate, model: &mut Model, outcomes: Vec<KnockOutcome>, now: u64) {
     let mut opened_rotating: Vec<DoorName> = Vec::new();
     for outcome in outcomes {
+        if report_enabled() {
+            // SPA_FUZZ_REPORT=1: which decisions the inputs reached (docs/fuzzing.md).
+            let kind = format!("{outcome:?}");
+            let kind = kind.split([' ', '{']).next().unwrap_or("");
+            let rotating = matches!(&outcome, KnockOutcome::Opened { user: Some(_), .. });
+            eprintln!(
+                "spa-fuzz: {kind}{}",
+                if rotating { " (rotating)" } else { "" }
+            );
+        }
         match outcome {
             KnockOutcome::Opened { door, addr, user } => {
                 assert_eq!(
@@ -432,4 +459,9 @@ fn check(gate: &Gate, model: &Model, now: u64) {
             .any(|d| (d.spec.lo..=d.spec.hi).contains(p));
         assert!(classic || rotating, "port {p} of no sequence");
     }
+}
+
+fn report_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("SPA_FUZZ_REPORT").is_some())
 }
