@@ -409,7 +409,7 @@ fn apply(gate: &mut Gate, model: &mut Model, outcomes: Vec<KnockOutcome>, now: u
             }
             KnockOutcome::UsedStep { key, door, step } => {
                 assert!(
-                    opened_rotating.iter().any(|d| *d == door),
+                    opened_rotating.contains(&door),
                     "UsedStep without the door opening"
                 );
                 assert!(
