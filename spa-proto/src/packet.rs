@@ -232,10 +232,36 @@ pub(crate) fn hint_with(mac: &Hmac<Sha256>, window: u64) -> [u8; 8] {
 /// Seals a request into the 100-byte packet. `nonce` must be 12 fresh bytes
 /// from the OS CSPRNG (the caller draws them: this crate does no I/O).
 pub fn seal(keys: &DerivedKeys, request: &Request, nonce: [u8; 12]) -> [u8; PACKET_LEN] {
+    seal_body(
+        keys,
+        window_of(request.timestamp_ms),
+        request.encode(),
+        nonce,
+    )
+}
+
+/// Seals any 64-byte plaintext, valid or not, under the hint of `window`: lets a
+/// fuzzer reach the field checks behind the AEAD. Never used to build real packets.
+#[cfg(feature = "fuzzing")]
+pub fn seal_plaintext(
+    keys: &DerivedKeys,
+    window: u64,
+    plaintext: &[u8; PLAINTEXT_LEN],
+    nonce: [u8; 12],
+) -> [u8; PACKET_LEN] {
+    seal_body(keys, window, Zeroizing::new(*plaintext), nonce)
+}
+
+/// Hint of `window`, nonce, `body` encrypted in place, tag.
+fn seal_body(
+    keys: &DerivedKeys,
+    window: u64,
+    mut body: Zeroizing<[u8; PLAINTEXT_LEN]>,
+    nonce: [u8; 12],
+) -> [u8; PACKET_LEN] {
     let mut packet = [0u8; PACKET_LEN];
-    packet[field::HINT].copy_from_slice(&hint(keys, window_of(request.timestamp_ms)));
+    packet[field::HINT].copy_from_slice(&hint(keys, window));
     packet[field::NONCE].copy_from_slice(&nonce);
-    let mut body = request.encode();
     let cipher = ChaCha20Poly1305::new(keys.aead.expose().into());
     let (aad, rest) = packet.split_at_mut(field::AAD.end);
     let tag = cipher

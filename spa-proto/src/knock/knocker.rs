@@ -352,11 +352,15 @@ impl Knocker {
     }
 
     /// Moves to `now_ms`: rotates the expected sequences when the step
-    /// changed (forgetting used steps older than s-1) and drops attempts
+    /// moved forward (forgetting used steps older than s-1; a clock stepped
+    /// back keeps the latest step) and drops attempts
     /// older than their door's seq_timeout (`TimedOut`).
     pub fn handle_timeout(&mut self, now_ms: u64) -> Vec<KnockOutcome> {
         let mut out = Vec::new();
-        let step = step_of(now_ms);
+        // The notion of now for steps never goes back (PROTOCOL §4): a clock
+        // stepped back keeps the latest step seen, so a used step that was
+        // already forgotten cannot come round again.
+        let step = step_of(now_ms).max(self.step);
         if step != self.step {
             self.step = step;
             if !self.rotating.is_empty() {

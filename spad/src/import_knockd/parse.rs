@@ -9,10 +9,12 @@
 
 use std::net::IpAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use spa_proto::knock::{parse_sequence, KnockStep, KnockSyntaxError, TcpFlagsRule};
 
 use super::{at, At, ImportError, ImportProblem, KNOCKD_MAX_LINE, KNOCKD_SEQ_MAX};
+use crate::firewall::{CommandTemplates, TemplateError};
 
 /// The `[options]` directives spad cares about.
 #[derive(Debug, Default)]
@@ -352,10 +354,22 @@ impl<'a> Parser<'a> {
                 }
                 Setting::Target(addr)
             }
-            "START_COMMAND" | "COMMAND" => Setting::StartCommand(value.to_owned()),
-            "START_COMMAND_6" | "COMMAND_6" => Setting::StartCommand6(value.to_owned()),
-            "STOP_COMMAND" => Setting::StopCommand(value.to_owned()),
-            "STOP_COMMAND_6" => Setting::StopCommand6(value.to_owned()),
+            "START_COMMAND" | "COMMAND" => {
+                self.check_command(line, value_column, key, value)?;
+                Setting::StartCommand(value.to_owned())
+            }
+            "START_COMMAND_6" | "COMMAND_6" => {
+                self.check_command(line, value_column, key, value)?;
+                Setting::StartCommand6(value.to_owned())
+            }
+            "STOP_COMMAND" => {
+                self.check_command(line, value_column, key, value)?;
+                Setting::StopCommand(value.to_owned())
+            }
+            "STOP_COMMAND_6" => {
+                self.check_command(line, value_column, key, value)?;
+                Setting::StopCommand6(value.to_owned())
+            }
             "CMD_TIMEOUT" => Setting::CmdTimeout(self.seconds(line, value_column, key, value)?),
             "LOGFILE" | "PIDFILE" | "INTERFACE" => {
                 return Err(self.error(
@@ -387,6 +401,32 @@ impl<'a> Parser<'a> {
             self.warn(line, note);
         }
         Ok(())
+    }
+
+    /// Refuses a command whose quote is never closed: `/bin/sh` refuses it too, and
+    /// spad's command splitter (the owner of the check) would refuse the imported
+    /// config (found by the import_knockd fuzz target).
+    fn check_command(
+        &self,
+        line: usize,
+        value_column: usize,
+        key: &str,
+        value: &str,
+    ) -> Result<(), ImportError> {
+        match CommandTemplates::parse(value, None, Duration::from_secs(1)) {
+            Err(TemplateError::UnclosedQuote { quote, column, .. }) => Err(self.error(
+                line,
+                Some(value_column + column - 1),
+                ImportProblem::BadValue {
+                    directive: key.to_owned(),
+                    reason: format!(
+                        "the {quote} quote is never closed (knockd's /bin/sh refuses this \
+                         command too)"
+                    ),
+                },
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn seconds(

@@ -3,7 +3,10 @@
 //! a shell: commands that use shell syntax are wrapped in `/bin/sh -c '...'`,
 //! braces are doubled (spad reads `{name}` as a placeholder). Pure text.
 
+use std::time::Duration;
+
 use super::At;
+use crate::firewall::{CommandTemplates, TemplateError};
 
 /// A knockd command rewritten as a spad command template.
 pub(super) struct SpadCommand {
@@ -22,7 +25,7 @@ pub(super) fn spad_command(
     warn: &mut impl FnMut(usize, String),
 ) -> SpadCommand {
     let mut notes = Vec::new();
-    let text = match shell_syntax(&command.value) {
+    let text = match shell_syntax(&command.value).or_else(|| trailing_backslash(&command.value)) {
         Some(why) => {
             warn(
                 command.line,
@@ -52,6 +55,16 @@ const SHELL_WORDS: &[&str] = &[
     "{", "}", "cd", "export", "exit", "exec", ".", "source", "set", "unset", "ulimit", "umask",
     "eval", "readonly", "shift", "trap", "alias", "return", "local",
 ];
+
+/// A command ending in a lone backslash: `/bin/sh` keeps it literally, spad's
+/// splitter refuses it, so it runs under `/bin/sh -c` (found by fuzzing).
+fn trailing_backslash(command: &str) -> Option<String> {
+    let braces_literal = command.replace('{', "{{").replace('}', "}}");
+    match CommandTemplates::parse(&braces_literal, None, Duration::from_secs(1)) {
+        Err(TemplateError::TrailingBackslash { .. }) => Some("a trailing backslash".to_owned()),
+        _ => None,
+    }
+}
 
 /// Why `command` needs `/bin/sh` to mean what it meant to knockd, or `None`
 /// when splitting it into words (with quotes and backslashes, as spad does)

@@ -1,0 +1,7 @@
+//! Shared pieces of spa's fuzz targets: the gateway every verifier target judges
+//! against, the knock/door harness, and a classic-BPF interpreter for the capture
+//! filter. The targets themselves are thin (`fuzz_targets/*.rs`).
+
+pub mod cbpf;
+pub mod gateway;
+pub mod knock_harness;
