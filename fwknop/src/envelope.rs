@@ -115,7 +115,8 @@ fn verify_hmac(keys: &FwknopKeys, text: &[u8], tag: &[u8]) -> Result<(), Refusal
 
 /// `Salted__` ‖ salt ‖ AES-256-CBC(PKCS#7) → plaintext.
 fn decrypt(keys: &FwknopKeys, raw: &[u8]) -> Result<Zeroizing<Vec<u8>>, Refusal> {
-    if raw.len() < 2 * BLOCK || raw.len() % BLOCK != 0 || !raw.starts_with(SALT_MAGIC) {
+    // A ciphertext that is not whole blocks fails in `decrypt_padded_mut`.
+    if raw.len() < 2 * BLOCK || !raw.starts_with(SALT_MAGIC) {
         return Err(Refusal::Undecryptable);
     }
     let (head, ciphertext) = raw.split_at(BLOCK);
@@ -153,4 +154,42 @@ fn derive_key_iv(key: &[u8], salt: &[u8]) -> (Zeroizing<[u8; 32]>, Zeroizing<[u8
     aes_key.copy_from_slice(&material[..32]);
     iv.copy_from_slice(&material[32..]);
     (aes_key, iv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_derivation_matches_openssl_evp_bytes_to_key_md5() {
+        // openssl enc -aes-256-cbc -md md5 -S 0102030405060708 -pass pass:fwknop-test-key -P
+        let (key, iv) = derive_key_iv(b"fwknop-test-key", &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(
+            hex(key.as_slice()),
+            "031C815E7DE90D1287A19EE32AD2E047CDFCB21D645110A60E121200DF50E6F8"
+        );
+        assert_eq!(hex(iv.as_slice()), "1BCE3B4C0B50F241BE0238F9290FE294");
+    }
+
+    #[test]
+    fn ciphertext_that_is_not_whole_blocks_is_undecryptable() {
+        let keys = FwknopKeys::from_base64("AAEC", "AAED", HmacDigest::Sha256).expect("keys");
+        let mut raw = b"Salted__12345678".to_vec();
+        raw.extend_from_slice(&[0u8; 17]);
+        assert_eq!(
+            decrypt(&keys, &raw).map(|_| ()),
+            Err(Refusal::Undecryptable)
+        );
+        raw.truncate(16 + 16);
+        // Whole blocks, but the padding of random bytes is not PKCS#7.
+        raw[31] = 0x55;
+        assert_eq!(
+            decrypt(&keys, &raw).map(|_| ()),
+            Err(Refusal::Undecryptable)
+        );
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02X}")).collect()
+    }
 }
