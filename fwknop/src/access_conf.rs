@@ -17,6 +17,8 @@ use crate::keys::{decode_b64, FwknopKeys, HmacDigest};
 
 /// fwknopd.conf's FW_ACCESS_TIMEOUT default, used when a stanza sets none.
 pub const FWKNOPD_DEFAULT_ACCESS_TIMEOUT_SECS: u32 = 30;
+/// fwknopd's MAX_FW_TIMEOUT default (fwknopd_common.h `DEF_MAX_FW_TIMEOUT`).
+pub const FWKNOPD_DEFAULT_MAX_TIMEOUT_SECS: u32 = 300;
 /// fwknopd's bound on FW_ACCESS_TIMEOUT and MAX_FW_TIMEOUT (`RCHK_MAX_FW_TIMEOUT`).
 pub const MAX_FW_TIMEOUT_SECS: u32 = 2 << 22;
 /// The placeholder fwknop ships in access.conf instead of a key.
@@ -84,9 +86,9 @@ pub struct Stanza {
     pub keys: FwknopKeys,
     /// FW_ACCESS_TIMEOUT, or fwknopd's default when unset.
     pub access_timeout_secs: u32,
-    /// MAX_FW_TIMEOUT: the cap on a client's `-f` timeout (fwknopd's
-    /// default is FW_ACCESS_TIMEOUT itself when unset).
-    pub max_timeout_secs: Option<u32>,
+    /// MAX_FW_TIMEOUT, or fwknopd's default 300: the cap on any open time,
+    /// a client's `-f` timeout included.
+    pub max_timeout_secs: u32,
     /// REQUIRE_SOURCE_ADDRESS: a packet naming 0.0.0.0 is refused.
     pub require_source_address: bool,
     /// REQUIRE_USERNAME: the packet's user must be this.
@@ -402,11 +404,11 @@ fn build(draft: Draft) -> Result<(Stanza, Vec<(usize, String)>), Refused> {
         ))?,
     };
     let max_timeout_secs = match draft.max_timeout {
-        None => None,
-        Some((n, text)) => Some(parse_timeout(&text).ok_or((
+        None => FWKNOPD_DEFAULT_MAX_TIMEOUT_SECS,
+        Some((n, text)) => parse_timeout(&text).ok_or((
             n,
             format!("MAX_FW_TIMEOUT {text} is not 1..={MAX_FW_TIMEOUT_SECS} seconds"),
-        ))?),
+        ))?,
     };
     Ok((
         Stanza {

@@ -13,12 +13,14 @@ pub mod access_conf;
 mod envelope;
 mod fields;
 pub mod keys;
+mod policy;
 mod refusal;
 
 use sha2::{Digest, Sha256};
 
 pub use fields::{AccessPort, DigestKind, FwknopRequest, MessageKind};
 pub use keys::{FwknopKeys, HmacDigest, KeyError};
+pub use policy::{admit, Denial, FwknopGrant};
 pub use refusal::Refusal;
 
 /// fwknopd's default `MAX_SPA_PACKET_AGE` (fwknopd_common.h): a packet whose

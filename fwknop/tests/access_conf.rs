@@ -40,7 +40,7 @@ fn a_full_stanza_carries_every_directive() {
          HMAC_KEY_BASE64     {HMAC}\n\
          HMAC_DIGEST_TYPE    sha256\n\
          FW_ACCESS_TIMEOUT   60\n\
-         MAX_FW_TIMEOUT      300\n\
+         MAX_FW_TIMEOUT      600\n\
          REQUIRE_SOURCE_ADDRESS Y\n\
          REQUIRE_USERNAME    alice\n\
          ACCESS_EXPIRE       12/31/2027\n"
@@ -68,7 +68,7 @@ fn a_full_stanza_carries_every_directive() {
     assert!(!stanza.sources.allows(ip("::1")));
     assert_eq!(stanza.open_ports, vec![tcp(22), udp(53)]);
     assert_eq!(stanza.access_timeout_secs, 60);
-    assert_eq!(stanza.max_timeout_secs, Some(300));
+    assert_eq!(stanza.max_timeout_secs, 600);
     assert!(stanza.require_source_address);
     assert_eq!(stanza.require_username.as_deref(), Some("alice"));
     // 2027-12-31T00:00:00Z
@@ -190,6 +190,9 @@ fn stanzas_are_independent_and_values_end_at_a_semicolon() {
     let lines: Vec<usize> = conf.stanzas.iter().map(|s| s.line).collect();
     assert_eq!(lines, vec![1, 8]);
     assert_eq!(conf.stanzas[0].open_ports, vec![tcp(22)]);
+    // fwknopd's defaults when a stanza sets no timeouts.
+    assert_eq!(conf.stanzas[0].access_timeout_secs, 30);
+    assert_eq!(conf.stanzas[0].max_timeout_secs, 300);
     assert!(conf.stanzas[0].sources.allows(ip("10.1.255.1")));
     assert!(!conf.stanzas[0].sources.allows(ip("10.2.0.1")));
     assert!(conf.stanzas[1].sources.allows(ip("2001:db8::5")));

@@ -93,9 +93,7 @@ fn render_stanza(out: &mut String, file: &str, stanza: &Stanza) {
     let _ = writeln!(out, "# sources = {sources}");
     let _ = writeln!(out, "# open = [{open}]");
     let _ = writeln!(out, "# open_secs = {}", stanza.access_timeout_secs);
-    if let Some(max) = stanza.max_timeout_secs {
-        let _ = writeln!(out, "# max_client_open_secs = {max}");
-    }
+    let _ = writeln!(out, "# max_open_secs = {}", stanza.max_timeout_secs);
     let _ = writeln!(
         out,
         "# named_address_must_be_source = true   # fwknopd opens any address a packet names"
