@@ -36,3 +36,15 @@ pub fn fixture(name: &str) -> Fixture {
     }
     panic!("no fixture {name}");
 }
+
+pub mod seal;
+
+/// The raw bytes of the fixtures' keys.
+pub fn raw_keys() -> (Vec<u8>, Vec<u8>) {
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::STANDARD;
+    (
+        engine.decode(KEY).expect("key"),
+        engine.decode(HMAC).expect("hmac"),
+    )
+}
