@@ -8,6 +8,15 @@
 //! Only what is safe carries over: HMAC is always required and checked
 //! first, in constant time, before anything is decrypted; GPG packets and
 //! command-execution messages are refused.
+//!
+//! For a daemon: read access.conf once with [`access_conf::parse`] (keep
+//! `stanzas`, report `notes`), then for each UDP payload on fwknop's port
+//! call [`admit`]`(payload, &stanzas, source_ip, now_secs, max_age_secs)`.
+//! An `Ok(`[`FwknopGrant`]`)` says which ports to open for which address
+//! and how long; before opening, record `grant.replay_key` in the durable
+//! replay log and refuse if it was already there. A [`Denial`] says why
+//! nothing opened. [`decode`] is the lower layer: one packet, one stanza's
+//! keys.
 
 pub mod access_conf;
 mod envelope;
