@@ -161,3 +161,37 @@ fn wrong_keys_and_no_hmac_are_refused() {
         Err(Refusal::Undecryptable)
     );
 }
+
+#[test]
+#[ignore = "needs fwknop-client (apt-get install fwknop-client)"]
+fn passphrase_keys_from_access_conf_read_the_clients_packets() {
+    // Older setups use KEY/HMAC_KEY passphrases instead of base64 keys.
+    let conf = spa_fwknop::access_conf::parse(
+        "SOURCE ANY\nOPEN_PORTS tcp/22\nKEY correct horse battery\nHMAC_KEY staple of the hmac\n",
+    );
+    assert_eq!(conf.stanzas.len(), 1, "{:?}", conf.notes);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("packet");
+    let out = Command::new("fwknop")
+        .args(["--no-rc-file", "-T", "-D", "127.0.0.1", "-B"])
+        .arg(&file)
+        .args([
+            "--key-rijndael=correct horse battery",
+            "--key-hmac=staple of the hmac",
+        ])
+        .args(["--use-hmac", "-a", "10.3.3.3", "-A", "tcp/22"])
+        .output()
+        .expect(NEEDS);
+    assert!(out.status.success(), "fwknop failed: {out:?}");
+    let packet = std::fs::read_to_string(&file).expect("saved packet");
+    let grant = spa_fwknop::admit(
+        packet.trim_end().as_bytes(),
+        &conf.stanzas,
+        "10.3.3.3".parse().expect("ip"),
+        now(),
+        spa_fwknop::DEFAULT_MAX_AGE_SECS,
+    )
+    .expect("granted");
+    assert_eq!(grant.addr, "10.3.3.3".parse::<IpAddr>().expect("ip"));
+    assert_eq!(grant.ports[0].port, 22);
+}
