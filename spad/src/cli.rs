@@ -71,4 +71,12 @@ pub enum Command {
         /// The knockd configuration file.
         file: PathBuf,
     },
+    /// Print what fwknopd's access.conf would become, as a commented proposal.
+    ///
+    /// spad has no fwknop door kind yet; every directive that does not carry
+    /// is listed on stderr with FILE:LINE. Example: spad import-fwknop /etc/fwknop/access.conf
+    ImportFwknop {
+        /// fwknopd's access.conf.
+        file: PathBuf,
+    },
 }

@@ -138,6 +138,30 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::ImportFwknop { file }) = &cli.command {
+        return match std::fs::read_to_string(file) {
+            Ok(text) => {
+                let import = spad::import_fwknop::import(file, &text);
+                print!("{}", import.proposal);
+                for w in &import.warnings {
+                    eprintln!("warning: {w}");
+                }
+                eprintln!("spad: {}", spad::import_fwknop::NOT_YET_RUNNABLE);
+                if import.carried == 0 {
+                    eprintln!(
+                        "spad: no stanza of {} carries over (see the warnings above)",
+                        file.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("spad: {}: cannot read: {e}", file.display());
+                ExitCode::FAILURE
+            }
+        };
+    }
     if cli.check {
         return match spad::check::check(&cli.config, spad::clock::now().wall_ms) {
             Ok(report) if report.ok() => {
