@@ -360,3 +360,195 @@ fn to_socklen(value: usize) -> libc::socklen_t {
 fn to_usize(value: u32) -> usize {
     usize::try_from(value).unwrap_or(usize::MAX)
 }
+
+/// The ring's reading logic on blocks written by the test as the kernel would, in
+/// anonymous memory (no root, no socket): frames come out in order with their bytes,
+/// finished blocks are given back, and no malformed offset reads outside its block.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const USER: u32 = libc::TP_STATUS_USER;
+    const FIRST: usize = 48;
+
+    fn fake_ring() -> Ring {
+        // SAFETY: a fresh private anonymous mapping of the ring's size, owned by the
+        // returned Ring, whose Drop unmaps exactly this range.
+        let map = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                BLOCK_SIZE * BLOCK_COUNT,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(map, libc::MAP_FAILED);
+        Ring {
+            map: NonNull::new(map.cast::<u8>()).unwrap(),
+            block: 0,
+            cursor: None,
+        }
+    }
+
+    fn write<T>(ring: &Ring, offset: usize, value: T) {
+        assert!(offset + mem::size_of::<T>() <= BLOCK_SIZE * BLOCK_COUNT);
+        // SAFETY: inside the mapping (checked above); the test is its only user.
+        unsafe { ptr::write_unaligned(ring.map.as_ptr().add(offset).cast::<T>(), value) }
+    }
+
+    /// One frame as the kernel describes it.
+    struct Frame {
+        next_offset: u32,
+        mac: u16,
+        snaplen: u32,
+        len: u32,
+        pkttype: u8,
+    }
+
+    fn frame(next_offset: u32, snaplen: u32) -> Frame {
+        Frame {
+            next_offset,
+            mac: 82,
+            snaplen,
+            len: snaplen,
+            pkttype: libc::PACKET_HOST,
+        }
+    }
+
+    /// Writes `frames` into `block` (from `first`) and hands the block over.
+    fn hand_over(ring: &Ring, block: usize, first: usize, frames: &[Frame]) {
+        let base = block * BLOCK_SIZE;
+        let mut at = first;
+        for (i, f) in frames.iter().enumerate() {
+            if at + ADDRESS_OFFSET + mem::size_of::<libc::sockaddr_ll>() <= BLOCK_SIZE {
+                // SAFETY: plain data; all-zero is a valid value.
+                let mut header: libc::tpacket3_hdr = unsafe { mem::zeroed() };
+                header.tp_next_offset = f.next_offset;
+                header.tp_mac = f.mac;
+                header.tp_snaplen = f.snaplen;
+                header.tp_len = f.len;
+                header.tp_status = USER;
+                write(ring, base + at, header);
+                // SAFETY: plain data; all-zero is a valid value.
+                let mut address: libc::sockaddr_ll = unsafe { mem::zeroed() };
+                address.sll_pkttype = f.pkttype;
+                write(ring, base + at + ADDRESS_OFFSET, address);
+                let data = at + usize::from(f.mac);
+                for j in 0..f.snaplen.min(8) as usize {
+                    if data + j < BLOCK_SIZE {
+                        write(ring, base + data + j, i as u8);
+                    }
+                }
+            }
+            at += f.next_offset as usize;
+        }
+        let hdr = base + mem::offset_of!(libc::tpacket_block_desc, hdr);
+        write(ring, hdr + 4, frames.len() as u32); // num_pkts
+        write(ring, hdr + 8, first as u32); // offset_to_first_pkt
+        write(ring, hdr, USER); // block_status, last, as the kernel does
+    }
+
+    fn status(ring: &Ring, block: usize) -> u32 {
+        let hdr = block * BLOCK_SIZE + mem::offset_of!(libc::tpacket_block_desc, hdr);
+        // SAFETY: inside the mapping; read as plain data.
+        unsafe { ptr::read_unaligned(ring.map.as_ptr().add(hdr).cast::<u32>()) }
+    }
+
+    #[test]
+    fn nothing_until_a_block_is_handed_over() {
+        let mut ring = fake_ring();
+        assert_eq!(ring.next_frame(), RingFrame::Nothing);
+        assert!(ring.bytes(0..10).is_empty(), "no block is ours");
+    }
+
+    #[test]
+    fn frames_come_in_order_and_finished_blocks_go_back_to_the_kernel() {
+        let mut ring = fake_ring();
+        hand_over(&ring, 0, FIRST, &[frame(240, 142), frame(0, 60)]);
+        let first = FIRST + 82;
+        assert_eq!(ring.next_frame(), RingFrame::Frame(first..first + 142));
+        assert_eq!(ring.bytes(first..first + 2), &[0, 0]);
+        let second = FIRST + 240 + 82;
+        assert_eq!(ring.next_frame(), RingFrame::Frame(second..second + 60));
+        assert_eq!(ring.bytes(second..second + 2), &[1, 1]);
+        assert_eq!(
+            status(&ring, 0),
+            USER,
+            "still ours while its last frame is lent"
+        );
+        assert_eq!(ring.next_frame(), RingFrame::Nothing);
+        assert_eq!(status(&ring, 0), libc::TP_STATUS_KERNEL);
+    }
+
+    #[test]
+    fn the_ring_wraps_around_to_its_first_block() {
+        let mut ring = fake_ring();
+        for block in 0..BLOCK_COUNT {
+            hand_over(&ring, block, FIRST, &[frame(0, 60)]);
+            let start = block * BLOCK_SIZE + FIRST + 82;
+            assert_eq!(ring.next_frame(), RingFrame::Frame(start..start + 60));
+        }
+        assert_eq!(ring.next_frame(), RingFrame::Nothing);
+        hand_over(&ring, 0, FIRST, &[frame(0, 60)]);
+        let start = FIRST + 82;
+        assert_eq!(ring.next_frame(), RingFrame::Frame(start..start + 60));
+    }
+
+    #[test]
+    fn outgoing_and_truncated_frames_are_skipped() {
+        let mut ring = fake_ring();
+        let outgoing = Frame {
+            pkttype: libc::PACKET_OUTGOING,
+            ..frame(240, 60)
+        };
+        let truncated = Frame {
+            len: 20_000,
+            ..frame(240, 100)
+        };
+        hand_over(&ring, 0, FIRST, &[outgoing, truncated, frame(0, 60)]);
+        assert_eq!(ring.next_frame(), RingFrame::Skipped);
+        assert_eq!(ring.next_frame(), RingFrame::Skipped);
+        let third = FIRST + 480 + 82;
+        assert_eq!(ring.next_frame(), RingFrame::Frame(third..third + 60));
+    }
+
+    #[test]
+    fn offsets_pointing_outside_the_block_are_never_followed() {
+        let mut ring = fake_ring();
+        // A frame whose data would run past the block's end.
+        let too_long = frame(0, BLOCK_SIZE as u32);
+        hand_over(&ring, 0, FIRST, &[too_long]);
+        assert_eq!(ring.next_frame(), RingFrame::Skipped);
+        assert_eq!(ring.next_frame(), RingFrame::Nothing);
+        assert_eq!(status(&ring, 0), libc::TP_STATUS_KERNEL);
+
+        // A next-frame offset leading out of the block: the rest is dropped.
+        hand_over(
+            &ring,
+            1,
+            FIRST,
+            &[frame(u32::MAX, 60), frame(0, 60), frame(0, 60)],
+        );
+        let start = BLOCK_SIZE + FIRST + 82;
+        assert_eq!(ring.next_frame(), RingFrame::Frame(start..start + 60));
+        assert_eq!(ring.next_frame(), RingFrame::Skipped);
+        assert_eq!(ring.next_frame(), RingFrame::Nothing);
+        assert_eq!(status(&ring, 1), libc::TP_STATUS_KERNEL);
+
+        // A first frame past the block's end.
+        hand_over(&ring, 2, BLOCK_SIZE - 8, &[frame(0, 60)]);
+        assert_eq!(ring.next_frame(), RingFrame::Skipped);
+        assert_eq!(ring.next_frame(), RingFrame::Nothing);
+
+        // Ranges outside the current block give no bytes.
+        hand_over(&ring, 3, FIRST, &[frame(0, 60)]);
+        assert!(matches!(ring.next_frame(), RingFrame::Frame(_)));
+        assert!(ring.bytes(0..10).is_empty());
+        assert!(ring
+            .bytes(4 * BLOCK_SIZE - 4..4 * BLOCK_SIZE + 4)
+            .is_empty());
+    }
+}

@@ -232,8 +232,10 @@ impl Capture {
         }
     }
 
-    /// Like [`Capture::next`] but never blocks: `Ok(None)` when nothing is queued.
-    /// For event loops that poll the socket themselves (see the `AsFd` impl).
+    /// Like [`Capture::next`] but never blocks: `Ok(None)` when nothing is queued
+    /// (with the ring: nothing handed over yet; a partly filled block is handed over
+    /// within about a millisecond). For event loops that poll the socket themselves
+    /// (see the `AsFd` impl: it turns readable when a block is handed over).
     pub fn try_next(&mut self) -> Result<Option<Captured<'_>>, CaptureError> {
         let next = self.next_layout(libc::MSG_DONTWAIT)?;
         Ok(next.map(|(at, layout)| layout.view(self.frame(at))))
