@@ -10,9 +10,12 @@
 //! - [`RETIRE_TIMEOUT_MS`] 1: a block that is not full is handed over when this timer
 //!   (in the kernel) fires, so it bounds the delay a lone knock gets from the ring
 //!   (measured on `lo`: ~0.9 ms, at most ~1.1 ms); 1 ms is the smallest the kernel
-//!   takes. The timer hands over only a block with at least one frame in it: with no
-//!   packet spad's thread is never woken (idle wake-ups stay 0/s); the kernel re-arms
-//!   its own timer, which costs spad nothing.
+//!   takes; a longer timeout would add its whole length to every lone knock. The
+//!   timer hands over only a block with at least one frame in it: with no packet
+//!   spad's thread is never woken (idle wake-ups stay 0/s). The kernel's timer itself
+//!   (an hrtimer, `prb_retire_rx_blk_timer_expired`) stays armed and expires every
+//!   millisecond per capture socket even when idle; that is kernel work in softirq,
+//!   no context switch of spad's.
 //! - [`BLOCK_SIZE`] 16 KiB: 72 such frames, so under a flood spad reads 72 frames
 //!   per wake-up, and at 100k pkt/s a block fills before the 1-ms timer would hand it
 //!   over half empty (a block retired early wastes the rest of its space when spad
