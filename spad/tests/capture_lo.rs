@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Mutex;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use spad::capture::{Capture, CaptureError, FilterSpec, Transport};
 
@@ -86,6 +86,21 @@ fn only_spa_port_datagrams_arrive_once_each_with_their_source() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let spa = 62299;
     let capture = Capture::open(Some("lo"), &FilterSpec::spa_only(spa)).unwrap();
+    assert!(capture.uses_ring(), "this kernel has TPACKET_V3 rings");
+    only_spa_port_datagrams_arrive(capture, spa);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn without_a_ring_recvfrom_delivers_the_same() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let spa = 62289;
+    let capture = Capture::open_with_recvfrom(Some("lo"), &FilterSpec::spa_only(spa)).unwrap();
+    assert!(!capture.uses_ring());
+    only_spa_port_datagrams_arrive(capture, spa);
+}
+
+fn only_spa_port_datagrams_arrive(capture: Capture, spa: u16) {
     let handle = capture.handle();
     let (received, _) = spawn_capture(capture);
 
@@ -280,5 +295,77 @@ fn a_full_buffer_counts_drops_and_the_totals_survive_every_read() {
     println!(
         "queued {delivered} of {sent} 100-byte datagrams, dropped {}",
         last.dropped
+    );
+}
+
+/// The ring hands over a block that is not full when the kernel's retire timer fires:
+/// a lone knock must still arrive within a few milliseconds.
+#[test]
+#[ignore = "needs root"]
+fn a_lone_packet_arrives_within_milliseconds() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let spa = 62288;
+    let capture = Capture::open(Some("lo"), &FilterSpec::spa_only(spa)).unwrap();
+    let (received, _) = spawn_capture(capture);
+    let mut latencies = Vec::new();
+    for i in 0..40u8 {
+        thread::sleep(Duration::from_millis(7)); // land anywhere in the timer period
+        let sent = Instant::now();
+        send(V4, SocketAddr::new(V4, spa), &[i]);
+        let seen = received.recv_timeout(Duration::from_secs(1)).unwrap();
+        latencies.push(sent.elapsed());
+        assert_eq!(seen.payload, vec![i]);
+    }
+    latencies.sort();
+    let (p50, max) = (
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1],
+    );
+    println!("lone packet, send to delivery: p50 {p50:?}, max {max:?}");
+    assert!(max < Duration::from_millis(20), "p50 {p50:?}, max {max:?}");
+}
+
+/// A frame longer than a ring block (16 KiB; an SPA datagram has 100 bytes) is cut by
+/// the kernel: it is skipped and counted, and the capture goes on.
+#[test]
+#[ignore = "needs root"]
+fn a_frame_longer_than_a_block_is_skipped_and_counted() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let spa = 62287;
+    let capture = Capture::open(Some("lo"), &FilterSpec::spa_only(spa)).unwrap();
+    let handle = capture.handle();
+    let (received, _) = spawn_capture(capture);
+    send(V4, SocketAddr::new(V4, spa), &[1u8; 20_000]);
+    send(V4, SocketAddr::new(V4, spa), b"after the giant");
+    let lengths: Vec<_> = collect(&received, QUIET)
+        .into_iter()
+        .map(|s| s.payload.len())
+        .collect();
+    assert_eq!(lengths, vec![b"after the giant".len()]);
+    let stats = handle.stats().unwrap();
+    assert_eq!((stats.delivered, stats.skipped), (1, 1), "{stats:?}");
+}
+
+/// Resident memory of this process in KiB, from `/proc/self/status`.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The ring is mapped whole into the process: it must stay small (spad's idle RSS
+/// goal is 4 MB).
+#[test]
+#[ignore = "needs root"]
+fn the_ring_costs_at_most_half_a_megabyte_of_rss() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = rss_kib();
+    let capture = Capture::open(Some("lo"), &FilterSpec::spa_only(62286)).unwrap();
+    let after = rss_kib();
+    println!("RSS before open {before} KiB, after {after} KiB");
+    assert!(capture.uses_ring());
+    assert!(
+        after.saturating_sub(before) <= 512 + 64,
+        "{before} -> {after} KiB"
     );
 }

@@ -1,8 +1,10 @@
 //! Rough capture throughput on `lo` (root only): 100k 100-byte datagrams sent as fast
-//! as one thread can, counted by a capture thread. Prints the numbers; asserts only
-//! that every datagram is accounted for (delivered or counted as dropped).
+//! as one thread can, counted by a capture thread; once through the receive ring, once
+//! with one `recvfrom` per datagram (the fallback), one after the other. Prints the numbers, including the
+//! capture thread's CPU time (per datagram, and as a share of one core while the flood
+//! lasts); asserts only that every datagram is accounted for (delivered or dropped).
 //! Meaningful numbers need `--release`:
-//! `cargo test --release -p spad --test capture_throughput -- --nocapture`
+//! `cargo test --release -p spad --test capture_throughput -- --include-ignored --nocapture`
 #![allow(clippy::unwrap_used)]
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -17,10 +19,39 @@ const COUNT: u64 = 100_000;
 const DATA: u8 = b'D';
 const END: &[u8] = b"END";
 
+/// CPU time (ns) the calling thread has spent running, from its `schedstat`.
+fn own_cpu_ns() -> u64 {
+    let schedstat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+    schedstat
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// What the capture thread reports when it sees END.
+struct Counted {
+    data: u64,
+    first: Option<Instant>,
+    last: Option<Instant>,
+    cpu_ns: u64,
+}
+
 #[test]
 #[ignore = "needs root"]
 fn capture_keeps_up_with_a_loopback_flood_or_counts_the_drops() {
-    let mut capture = Capture::open(Some("lo"), &FilterSpec::spa_only(PORT)).unwrap();
+    let spec = FilterSpec::spa_only(PORT);
+    let ring = Capture::open(Some("lo"), &spec).unwrap();
+    assert!(ring.uses_ring());
+    flood("ring", ring);
+    flood(
+        "recvfrom",
+        Capture::open_with_recvfrom(Some("lo"), &spec).unwrap(),
+    );
+}
+
+fn flood(name: &str, mut capture: Capture) {
     let handle = capture.handle();
     let target = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), PORT);
     // A socket on the port that never reads: no ICMP port-unreachable per datagram.
@@ -28,11 +59,19 @@ fn capture_keeps_up_with_a_loopback_flood_or_counts_the_drops() {
 
     let (done, finished) = mpsc::channel();
     thread::spawn(move || {
+        let cpu_start = own_cpu_ns();
         let (mut data, mut first, mut last) = (0u64, None, None);
         loop {
             let packet = capture.next().unwrap();
             if packet.payload == END {
-                done.send((data, first, last)).unwrap();
+                let cpu_ns = own_cpu_ns() - cpu_start;
+                done.send(Counted {
+                    data,
+                    first,
+                    last,
+                    cpu_ns,
+                })
+                .unwrap();
                 return;
             }
             if packet.payload.first() == Some(&DATA) {
@@ -43,6 +82,7 @@ fn capture_keeps_up_with_a_loopback_flood_or_counts_the_drops() {
             }
         }
     });
+    thread::sleep(Duration::from_millis(50)); // let it block in `next`
 
     let sender = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let payload = [DATA; 100];
@@ -57,7 +97,7 @@ fn capture_keeps_up_with_a_loopback_flood_or_counts_the_drops() {
 
     // The END marker may itself be dropped on a full buffer: repeat until seen.
     let mut ends = 0u64;
-    let (captured, first, last) = loop {
+    let counted = loop {
         sender.send_to(END, target).unwrap();
         ends += 1;
         if let Ok(result) = finished.recv_timeout(Duration::from_millis(200)) {
@@ -66,13 +106,14 @@ fn capture_keeps_up_with_a_loopback_flood_or_counts_the_drops() {
         assert!(ends < 100, "the capture thread never saw END");
     };
     let stats = handle.stats().unwrap();
+    let captured = counted.data;
 
-    let capture_secs = match (first, last) {
+    let capture_secs = match (counted.first, counted.last) {
         (Some(first), Some(last)) => last.duration_since(first).as_secs_f64(),
         _ => 0.0,
     };
     println!(
-        "sent {sent} datagrams in {:.3} s ({:.0}/s); captured {captured} ({:.0}/s over {:.3} s); \
+        "{name}: sent {sent} datagrams in {:.3} s ({:.0}/s); captured {captured} ({:.0}/s over {:.3} s); \
          kernel: received {} dropped {}; skipped {}",
         send_time.as_secs_f64(),
         sent as f64 / send_time.as_secs_f64(),
@@ -81,6 +122,14 @@ fn capture_keeps_up_with_a_loopback_flood_or_counts_the_drops() {
         stats.received,
         stats.dropped,
         stats.skipped,
+    );
+    println!(
+        "{name}: capture thread CPU: {:.1} ms in all, {:.2} us per captured datagram, \
+         {:.0} % of a core over the {:.3} s of sending",
+        counted.cpu_ns as f64 / 1e6,
+        counted.cpu_ns as f64 / 1e3 / (captured.max(1) as f64),
+        counted.cpu_ns as f64 / 1e9 / send_time.as_secs_f64() * 100.0,
+        send_time.as_secs_f64(),
     );
 
     assert!(captured > 0);

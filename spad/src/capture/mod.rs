@@ -2,8 +2,8 @@
 //! in-kernel classic BPF filter so only candidate SPA/knock packets are ever queued, and
 //! a parser that turns a captured frame into addresses, ports and payload.
 //!
-//! Owns: the filter program ([`filter`]), frame parsing ([`frame`]) and the socket
-//! ([`socket`]). Must never: send a single byte on the wire, decide whether a packet is
+//! Owns: the filter program ([`filter`]), frame parsing ([`frame`]), the socket
+//! ([`socket`]) and its receive ring (`ring`). Must never: send a single byte on the wire, decide whether a packet is
 //! valid (that is spa-proto's job), or busy-wait.
 //!
 //! What the kernel filter accepts (everything else is dropped before it reaches us):
@@ -23,6 +23,7 @@
 
 pub mod filter;
 pub mod frame;
+mod ring;
 pub mod socket;
 
 pub use filter::{compile_filter, FilterSpec, MAX_PROGRAM_LEN, SNAP_LEN};

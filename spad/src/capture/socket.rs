@@ -1,7 +1,10 @@
 //! The capture socket: an AF_PACKET `SOCK_RAW` socket that only ever queues what the
-//! BPF filter accepts, read with blocking `recvfrom`, plus its kernel statistics.
-//! The only `unsafe` code of the project lives here (raw socket calls); every block
-//! says why it is sound.
+//! BPF filter accepts, read through its TPACKET_V3 receive ring ([`super::ring`]: a
+//! block of frames per wake-up, no system call per frame), plus its kernel statistics.
+//! If the ring cannot be set up (an old or restricted kernel), the socket is opened
+//! again without one and read with one blocking `recvfrom` per frame (said once, at
+//! info level). The only `unsafe` code of the project lives here and in the ring (raw
+//! socket calls, the mapping); every block says why it is sound.
 //!
 //! Why `recvfrom` and not pnet's datalink channel: pnet's receiver discards the
 //! `sockaddr_ll` of each frame, so `PACKET_OUTGOING` could not be told apart; it also
@@ -11,24 +14,28 @@
 //! (`SKF_AD_PKTTYPE`) and by a `sll_pkttype` check here.
 //!
 //! Opening order, so no unfiltered frame is ever queued: `socket(AF_PACKET, SOCK_RAW,
-//! 0)` (protocol 0 receives nothing), attach the filter, drain, then `bind` with
-//! `ETH_P_ALL` to the interface (ifindex 0 = all interfaces).
+//! 0)` (protocol 0 receives nothing), attach the filter, drain, set up the ring (or
+//! the receive buffer size), then `bind` with `ETH_P_ALL` to the interface (ifindex 0
+//! = all interfaces).
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
 use std::io;
 use std::mem;
+use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, Once, PoisonError};
 
 use libc::{c_int, c_void, sock_filter, socklen_t};
 
 use super::filter::{compile_filter, link_type_guard, FilterSpec, MAX_PROGRAM_LEN, SNAP_LEN};
 use super::frame::{locate, Captured, FrameLayout};
+use super::ring::{Ring, RingFrame};
 
-/// Kernel receive buffer we ask for: room for tens of thousands of small frames
-/// while spad is busy. `SO_RCVBUFFORCE` (root) bypasses `net.core.rmem_max`.
+/// Kernel receive buffer we ask for when there is no ring: room for thousands of
+/// small frames while spad is busy. `SO_RCVBUFFORCE` (root) bypasses
+/// `net.core.rmem_max`.
 pub const RECEIVE_BUFFER_BYTES: c_int = 8 << 20;
 
 /// The interface name meaning "all interfaces".
@@ -70,7 +77,7 @@ pub enum CaptureError {
         #[source]
         source: io::Error,
     },
-    /// `recvfrom` failed.
+    /// `recvfrom` or waiting for the ring failed (e.g. the interface went down).
     #[error("reading from the capture socket failed")]
     Receive(#[source] io::Error),
     /// `getsockopt(PACKET_STATISTICS)` failed.
@@ -83,7 +90,8 @@ pub enum CaptureError {
 pub struct PacketStats {
     /// Frames that passed the filter (kernel count, including `dropped`).
     pub received: u64,
-    /// Frames that passed the filter but found the receive buffer full (kernel count).
+    /// Frames that passed the filter but found the ring (or receive buffer) full
+    /// (kernel count).
     pub dropped: u64,
     /// Frames returned by [`Capture::next`] / [`Capture::try_next`].
     pub delivered: u64,
@@ -91,10 +99,10 @@ pub struct PacketStats {
     pub skipped: u64,
 }
 
-/// What one `recvfrom` gave.
+/// What one read (from the ring or `recvfrom`) gave.
 enum Received {
-    /// A frame of this length is in the buffer.
-    Frame(usize),
+    /// A frame is at this range of the ring, or of the buffer.
+    Frame(Range<usize>),
     /// A frame we never deliver: an outgoing copy, or longer than the buffer.
     Skipped,
     /// Nothing queued (non-blocking reads only).
@@ -116,6 +124,9 @@ struct Shared {
 pub struct Capture {
     shared: Arc<Shared>,
     interface: String,
+    /// The receive ring; `None` when it could not be set up (then `buffer` is used).
+    ring: Option<Ring>,
+    /// `recvfrom`'s buffer, only allocated without a ring.
     buffer: Vec<u8>,
 }
 
@@ -131,6 +142,7 @@ impl std::fmt::Debug for Capture {
         f.debug_struct("Capture")
             .field("interface", &self.interface)
             .field("fd", &self.shared.socket.as_raw_fd())
+            .field("ring", &self.ring.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -139,25 +151,41 @@ impl Capture {
     /// Opens a capture on `interface` (`None` or `"any"`: all interfaces) with the
     /// filter for `spec`. Needs root or `CAP_NET_RAW`.
     pub fn open(interface: Option<&str>, spec: &FilterSpec) -> Result<Capture, CaptureError> {
+        Capture::open_with(interface, spec, Reader::Ring)
+    }
+
+    /// Like [`Capture::open`], but without the receive ring: one `recvfrom` per frame,
+    /// as when the ring cannot be set up. For tests and comparisons.
+    pub fn open_with_recvfrom(
+        interface: Option<&str>,
+        spec: &FilterSpec,
+    ) -> Result<Capture, CaptureError> {
+        Capture::open_with(interface, spec, Reader::Recvfrom)
+    }
+
+    fn open_with(
+        interface: Option<&str>,
+        spec: &FilterSpec,
+        reader: Reader,
+    ) -> Result<Capture, CaptureError> {
         let interface = interface.unwrap_or(ANY_INTERFACE);
         let ifindex = interface_index(interface)?;
         let program = capture_program(spec);
 
-        // SAFETY: a plain syscall with integer arguments; the result is checked below.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            return Err(CaptureError::Socket(io::Error::last_os_error()));
-        }
-        // SAFETY: `raw` is a freshly created, valid fd that nothing else owns.
-        let socket = unsafe { OwnedFd::from_raw_fd(raw) };
-
-        attach_program(socket.as_fd(), &program)?;
-        drain(socket.as_fd()).map_err(CaptureError::Receive)?;
-        set_receive_buffer(socket.as_fd())?;
+        let (socket, ring) = match open_socket(&program, reader)? {
+            (socket, Some(ring)) => (socket, Some(ring)),
+            (socket, None) if reader == Reader::Recvfrom => (socket, None),
+            // The ring failed: a fresh socket, without a half-set-up ring.
+            (_, None) => (open_socket(&program, Reader::Recvfrom)?.0, None),
+        };
         bind(socket.as_fd(), ifindex).map_err(|source| CaptureError::Bind {
             interface: interface.to_owned(),
             source,
         })?;
+        let buffer = match ring {
+            Some(_) => Vec::new(),
+            None => vec![0; SNAP_LEN as usize],
+        };
 
         Ok(Capture {
             shared: Arc::new(Shared {
@@ -167,8 +195,15 @@ impl Capture {
                 skipped: AtomicU64::new(0),
             }),
             interface: interface.to_owned(),
-            buffer: vec![0; SNAP_LEN as usize],
+            ring,
+            buffer,
         })
+    }
+
+    /// Whether frames come through the receive ring (`false`: one `recvfrom` each,
+    /// because the ring could not be set up).
+    pub fn uses_ring(&self) -> bool {
+        self.ring.is_some()
     }
 
     /// The interface this capture is bound to (`"any"` for all).
@@ -183,36 +218,51 @@ impl Capture {
         }
     }
 
-    /// Blocks (in `recvfrom`, no polling) until the next packet the filter accepts
-    /// and the parser understands; frames that fail to parse are skipped and counted.
-    /// Not an `Iterator`: the packet borrows the capture's buffer until the next call.
+    /// Blocks (in `poll` when the ring has nothing ready, or in `recvfrom`; never a
+    /// polling loop) until the next packet the filter accepts and the parser
+    /// understands; frames that fail to parse are skipped and counted.
+    /// Not an `Iterator`: the packet borrows the capture's ring (or buffer) until the
+    /// next call.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Captured<'_>, CaptureError> {
         loop {
-            if let Some((len, layout)) = self.next_layout(0)? {
-                return Ok(layout.view(&self.buffer[..len]));
+            if let Some((at, layout)) = self.next_layout(0)? {
+                return Ok(layout.view(self.frame(at)));
             }
         }
     }
 
-    /// Like [`Capture::next`] but never blocks: `Ok(None)` when nothing is queued.
-    /// For event loops that poll the socket themselves (see the `AsFd` impl).
+    /// Like [`Capture::next`] but never blocks: `Ok(None)` when nothing is queued
+    /// (with the ring: nothing handed over yet; a partly filled block is handed over
+    /// within about a millisecond). For event loops that poll the socket themselves
+    /// (see the `AsFd` impl: it turns readable when a block is handed over).
     pub fn try_next(&mut self) -> Result<Option<Captured<'_>>, CaptureError> {
         let next = self.next_layout(libc::MSG_DONTWAIT)?;
-        Ok(next.map(|(len, layout)| layout.view(&self.buffer[..len])))
+        Ok(next.map(|(at, layout)| layout.view(self.frame(at))))
     }
 
-    /// Reads until a frame parses (`Some`: its length and layout in the buffer) or,
-    /// with `MSG_DONTWAIT`, until nothing is queued (`None`).
-    fn next_layout(&mut self, flags: c_int) -> Result<Option<(usize, FrameLayout)>, CaptureError> {
+    /// The bytes of a frame `receive` found.
+    fn frame(&self, at: Range<usize>) -> &[u8] {
+        match &self.ring {
+            Some(ring) => ring.bytes(at),
+            None => self.buffer.get(at).unwrap_or_default(),
+        }
+    }
+
+    /// Reads until a frame parses (`Some`: where it is and its layout) or, with
+    /// `MSG_DONTWAIT`, until nothing is queued (`None`).
+    fn next_layout(
+        &mut self,
+        flags: c_int,
+    ) -> Result<Option<(Range<usize>, FrameLayout)>, CaptureError> {
         loop {
             match self.receive(flags)? {
                 Received::Nothing => return Ok(None),
                 Received::Skipped => {}
-                Received::Frame(len) => match locate(&self.buffer[..len]) {
+                Received::Frame(at) => match locate(self.frame(at.clone())) {
                     Some(layout) => {
                         self.shared.delivered.fetch_add(1, Ordering::Relaxed);
-                        return Ok(Some((len, layout)));
+                        return Ok(Some((at, layout)));
                     }
                     None => {
                         self.shared.skipped.fetch_add(1, Ordering::Relaxed);
@@ -222,8 +272,31 @@ impl Capture {
         }
     }
 
-    /// Reads one frame into the buffer. Retries on EINTR.
+    /// Finds the next frame: from the ring (waiting in `poll` only when the block it
+    /// waits for is not ready, unless `MSG_DONTWAIT`), else with `recvfrom`.
     fn receive(&mut self, flags: c_int) -> Result<Received, CaptureError> {
+        let Some(ring) = &mut self.ring else {
+            return self.receive_one(flags);
+        };
+        loop {
+            match ring.next_frame() {
+                RingFrame::Frame(at) => return Ok(Received::Frame(at)),
+                RingFrame::Skipped => {
+                    self.shared.skipped.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Received::Skipped);
+                }
+                RingFrame::Nothing if flags & libc::MSG_DONTWAIT != 0 => {
+                    return Ok(Received::Nothing)
+                }
+                RingFrame::Nothing => ring
+                    .wait(self.shared.socket.as_fd())
+                    .map_err(CaptureError::Receive)?,
+            }
+        }
+    }
+
+    /// Reads one frame into the buffer with `recvfrom`. Retries on EINTR.
+    fn receive_one(&mut self, flags: c_int) -> Result<Received, CaptureError> {
         let fd = self.shared.socket.as_raw_fd();
         loop {
             // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
@@ -256,7 +329,7 @@ impl Capture {
                 self.shared.skipped.fetch_add(1, Ordering::Relaxed);
                 return Ok(Received::Skipped);
             }
-            return Ok(Received::Frame(len));
+            return Ok(Received::Frame(0..len));
         }
     }
 
@@ -287,16 +360,18 @@ impl CaptureHandle {
             .kernel_totals
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        // SAFETY: tpacket_stats is plain data; all-zero is a valid value.
-        let mut kernel: libc::tpacket_stats = unsafe { mem::zeroed() };
-        let mut len = socklen_of::<libc::tpacket_stats>();
+        // SAFETY: tpacket_stats_v3 is plain data; all-zero is a valid value.
+        let mut kernel: libc::tpacket_stats_v3 = unsafe { mem::zeroed() };
+        // With the ring (TPACKET_V3) the kernel fills all of it; without, the first
+        // two fields (`tpacket_stats`), which are the same.
+        let mut len = socklen_of::<libc::tpacket_stats_v3>();
         // SAFETY: `kernel` is valid for writes of `len` bytes for the whole call.
         let rc = unsafe {
             libc::getsockopt(
                 self.shared.socket.as_raw_fd(),
                 libc::SOL_PACKET,
                 libc::PACKET_STATISTICS,
-                (&mut kernel as *mut libc::tpacket_stats).cast::<c_void>(),
+                (&mut kernel as *mut libc::tpacket_stats_v3).cast::<c_void>(),
                 &mut len,
             )
         };
@@ -352,6 +427,49 @@ fn attach_program(socket: BorrowedFd<'_>, program: &[sock_filter]) -> Result<(),
     };
     set_option(socket, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)
         .map_err(CaptureError::AttachFilter)
+}
+
+/// How frames will be read from a socket being opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    Ring,
+    Recvfrom,
+}
+
+/// A filtered, drained, not yet bound capture socket with its ring (`None` if `reader`
+/// is `Recvfrom`, or if the ring could not be set up: then open another socket, this
+/// one may hold a ring nobody reads).
+fn open_socket(
+    program: &[sock_filter],
+    reader: Reader,
+) -> Result<(OwnedFd, Option<Ring>), CaptureError> {
+    // SAFETY: a plain syscall with integer arguments; the result is checked below.
+    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(CaptureError::Socket(io::Error::last_os_error()));
+    }
+    // SAFETY: `raw` is a freshly created, valid fd that nothing else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(raw) };
+
+    attach_program(socket.as_fd(), program)?;
+    drain(socket.as_fd()).map_err(CaptureError::Receive)?;
+    if reader == Reader::Recvfrom {
+        set_receive_buffer(socket.as_fd())?;
+        return Ok((socket, None));
+    }
+    match Ring::set_up(socket.as_fd()) {
+        Ok(ring) => Ok((socket, Some(ring))),
+        Err(error) => {
+            static SAID: Once = Once::new();
+            SAID.call_once(|| {
+                tracing::info!(
+                    "no TPACKET_V3 capture ring ({error}): reading the capture socket \
+                     with one recvfrom per packet"
+                );
+            });
+            Ok((socket, None))
+        }
+    }
 }
 
 /// Discards anything queued before the filter was attached (with protocol 0 there
