@@ -305,7 +305,11 @@ impl Daemon {
             self.config.interfaces.iter().cloned().map(Some).collect()
         };
         for iface in interfaces {
-            let capture = Capture::open(iface.as_deref(), &spec)?;
+            let capture = if self.config.capture_ring {
+                Capture::open(iface.as_deref(), &spec)?
+            } else {
+                Capture::open_with_recvfrom(iface.as_deref(), &spec)?
+            };
             self.captures.push(capture.handle());
             let shared = Arc::clone(&self.shared);
             let tx = self.sender.clone();
@@ -546,6 +550,10 @@ impl Daemon {
                 config.control_socket != self.config.control_socket,
                 "control_socket",
             ),
+            (
+                config.capture_ring != self.config.capture_ring,
+                "capture_ring",
+            ),
         ] {
             if changed {
                 warn!("{name} changed: it takes effect after a restart");
@@ -557,6 +565,7 @@ impl Daemon {
         config.interfaces = self.config.interfaces.clone();
         config.nft_table = self.config.nft_table.clone();
         config.control_socket = self.config.control_socket.clone();
+        config.capture_ring = self.config.capture_ring;
         let keyring = load_keyring(&config)?;
         self.firewall.reconfigure(&config.door_specs())?;
         self.shared.spa_port.store(config.port, Ordering::Relaxed);

@@ -155,7 +155,8 @@ impl Capture {
     }
 
     /// Like [`Capture::open`], but without the receive ring: one `recvfrom` per frame,
-    /// as when the ring cannot be set up. For tests and comparisons.
+    /// as when the ring cannot be set up: the lower-latency choice (spad's default;
+    /// `capture_ring = true` in the config picks [`Capture::open`]).
     pub fn open_with_recvfrom(
         interface: Option<&str>,
         spec: &FilterSpec,
