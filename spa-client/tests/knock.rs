@@ -25,6 +25,7 @@ fn knocks_to(ports: &[u16]) -> impl Fn(&Seen) -> bool + '_ {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn classic_knock_sends_one_syn_then_one_datagram() {
     let cap = LoCapture::start();
     client()
@@ -64,6 +65,7 @@ fn classic_knock_sends_one_syn_then_one_datagram() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn classic_knock_over_ipv6_and_with_delay() {
     let cap = LoCapture::start();
     let start = std::time::Instant::now();
@@ -99,6 +101,7 @@ fn classic_knock_over_ipv6_and_with_delay() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn without_raw_socket_rights_it_falls_back_to_connect() {
     let cap = LoCapture::start();
     let bin = assert_cmd::cargo::cargo_bin("spa-client");
@@ -145,6 +148,7 @@ const ROT_LO: u16 = 61000;
 const ROT_HI: u16 = 65535;
 
 #[test]
+#[ignore = "needs root"]
 fn rotating_knock_sends_the_current_sequence() {
     let dir = TempDir::new().expect("tempdir");
     let key = write_key_file(

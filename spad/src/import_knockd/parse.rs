@@ -91,6 +91,33 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// A directive knockd knows, in a section where it does not belong.
+    fn misplaced(&self, line: usize, key: &str, belongs: &'static str) -> ImportError {
+        let place = self.place();
+        self.error(
+            line,
+            None,
+            ImportProblem::Misplaced {
+                key: key.to_owned(),
+                belongs,
+                place,
+            },
+        )
+    }
+
+    /// A directive knockd does not know.
+    fn unknown_directive(&self, line: usize, key: &str) -> ImportError {
+        let place = self.place();
+        self.error(
+            line,
+            None,
+            ImportProblem::UnknownDirective {
+                key: key.to_owned(),
+                place,
+            },
+        )
+    }
+
     fn error(&self, line: usize, column: Option<usize>, problem: ImportProblem) -> ImportError {
         ImportError {
             path: self.path.to_path_buf(),
@@ -223,25 +250,10 @@ impl<'a> Parser<'a> {
             ),
             "INTERFACE" => self.parsed.options.interface = at(line, value.to_owned()),
             _ if is_door_directive(upper) => {
-                return Err(self.error(
-                    line,
-                    None,
-                    ImportProblem::Misplaced {
-                        key: key.to_owned(),
-                        belongs: "a door section",
-                        place: self.place(),
-                    },
-                ))
+                return Err(self.misplaced(line, key, "a door section"))
             }
             _ => {
-                return Err(self.error(
-                    line,
-                    None,
-                    ImportProblem::UnknownDirective {
-                        key: key.to_owned(),
-                        place: self.place(),
-                    },
-                ))
+                return Err(self.unknown_directive(line, key))
             }
         }
         Ok(())
@@ -372,26 +384,9 @@ impl<'a> Parser<'a> {
             }
             "CMD_TIMEOUT" => Setting::CmdTimeout(self.seconds(line, value_column, key, value)?),
             "LOGFILE" | "PIDFILE" | "INTERFACE" => {
-                return Err(self.error(
-                    line,
-                    None,
-                    ImportProblem::Misplaced {
-                        key: key.to_owned(),
-                        belongs: "[options]",
-                        place: self.place(),
-                    },
-                ))
+                return Err(self.misplaced(line, key, "[options]"))
             }
-            _ => {
-                return Err(self.error(
-                    line,
-                    None,
-                    ImportProblem::UnknownDirective {
-                        key: key.to_owned(),
-                        place: self.place(),
-                    },
-                ))
-            }
+            _ => return Err(self.unknown_directive(line, key)),
         };
         let mut note = None;
         if let Some(section) = self.parsed.sections.last_mut() {
