@@ -209,6 +209,9 @@ pub struct Daemon {
     last_reload: Option<ReloadStatus>,
 }
 
+/// How long spad keeps trying closes the firewall refused before it exits, ms.
+const EXIT_CLOSE_MS: u64 = 10_000;
+
 /// A failed firewall repair is tried again after this long, ms.
 const REPAIR_RETRY_MS: u64 = 1000;
 
@@ -492,12 +495,37 @@ impl Daemon {
             self.gateway.handle_timeout(now);
             self.apply(now);
         }
-        let now = clock::now();
-        self.gateway.shutdown(now);
-        self.apply(now);
+        self.close_everything_before_exit();
         info!("counters: {}", self.shared.counters.summary());
         info!("spad stopped");
         failure.map_or(Ok(()), |e| Err(DaemonError::Capture(e)))
+    }
+
+    /// Closes every open door; a close the firewall refuses is tried again
+    /// (the gateway's backoff) for up to `EXIT_CLOSE_MS` before spad exits,
+    /// so a passing firewall hiccup never leaves a timer-closed door open.
+    fn close_everything_before_exit(&mut self) {
+        let now = clock::now();
+        self.gateway.shutdown(now);
+        self.apply(now);
+        let give_up = now.mono_ms + EXIT_CLOSE_MS;
+        while self.gateway.closes_pending() > 0 {
+            let now = clock::now();
+            let Some(next) = self.gateway.poll_timeout() else {
+                break;
+            };
+            if next > give_up {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(next.saturating_sub(now.mono_ms)));
+            let now = clock::now();
+            self.gateway.handle_timeout(now);
+            self.apply(now);
+        }
+        let left = self.gateway.closes_pending();
+        if left > 0 {
+            error!("stopping with {left} door(s) the firewall would not close: check them by hand (spad's table/chain, or the close commands)");
+        }
     }
 
     /// Per-source refusal lines whose minute has ended.

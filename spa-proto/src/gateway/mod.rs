@@ -933,6 +933,12 @@ impl Gateway {
         }
     }
 
+    /// Closes the firewall refused and that wait to be tried again (spad
+    /// keeps trying these for a while before it exits).
+    pub fn closes_pending(&self) -> usize {
+        self.retry_closes.len()
+    }
+
     /// Whether effects are still in flight (the executor finishes them before it exits).
     pub fn busy(&self) -> bool {
         !self.inflight.is_empty() || !self.actions.is_empty() || !self.batch.is_empty()

@@ -339,6 +339,7 @@ fn a_failed_close_is_tried_again_until_it_works() {
     gw.handle_timeout(at(30_000));
     fx.run(&mut gw, at(30_000));
     assert_eq!(gw.poll_timeout(), Some(at(30_000 + CLOSE_RETRY_MS).mono_ms));
+    assert_eq!(gw.closes_pending(), 1);
     gw.handle_timeout(at(31_000));
     fx.run(&mut gw, at(31_000));
     assert_eq!(
@@ -350,6 +351,7 @@ fn a_failed_close_is_tried_again_until_it_works() {
     gw.handle_timeout(at(33_000));
     fx.run(&mut gw, at(33_000));
     assert_eq!(fx.closes().len(), 3);
+    assert_eq!(gw.closes_pending(), 0);
     assert!(fx.events().iter().any(|e| matches!(
         e,
         Event::Closed {
