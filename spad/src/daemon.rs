@@ -251,17 +251,9 @@ impl Daemon {
             started_unix: now.wall_ms / 1000,
             last_reload: None,
         };
-        // Start from a compact journal of what is live (and restore doors).
-        let mut snapshot = Around {
-            shared: &daemon.shared,
-            captures: &[],
-            config: &daemon.config,
-        }
-        .replay_records();
-        snapshot.extend(daemon.gateway.durable_records());
-        if let Err(e) = daemon.journal.rewrite(&snapshot) {
-            error!("could not compact the journal at start (appending to it as it is): {e}");
-        }
+        // Start from a compact journal of what is live (the same path as every
+        // later compaction: the executor's `Compact`).
+        daemon.gateway.compact();
         daemon.apply(now);
         daemon.start_captures(ports)?;
         daemon.start_signals()?;

@@ -715,9 +715,7 @@ impl Gateway {
             Some(Pending::PersistBestEffort) | None => {}
         }
         if self.appended >= COMPACT_AFTER {
-            self.appended = 0;
-            let records = self.durable_records();
-            self.actions.push_back(Action::Compact { records });
+            self.compact();
         }
     }
 
@@ -937,6 +935,15 @@ impl Gateway {
     /// keeps trying these for a while before it exits).
     pub fn closes_pending(&self) -> usize {
         self.retry_closes.len()
+    }
+
+    /// Asks the executor to rewrite the journal as what is live now (spad
+    /// does this once at start; the gateway asks again every
+    /// [`COMPACT_AFTER`] appended records).
+    pub fn compact(&mut self) {
+        self.appended = 0;
+        let records = self.durable_records();
+        self.actions.push_back(Action::Compact { records });
     }
 
     /// Whether effects are still in flight (the executor finishes them before it exits).

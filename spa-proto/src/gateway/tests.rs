@@ -774,6 +774,17 @@ fn compaction_is_asked_for_after_enough_records() {
         })
         .collect();
     assert_eq!(compacts.len(), 1);
+    // Asked for directly (spad does at start): the open door is in it.
+    gw.compact();
+    let asked = std::iter::from_fn(|| gw.poll_action())
+        .find_map(|a| match a {
+            Action::Compact { records } => Some(records),
+            _ => None,
+        })
+        .unwrap_or_default();
+    assert!(asked
+        .iter()
+        .any(|r| matches!(r, Record::DoorOpened { addr, .. } if *addr == A)));
     assert!(compacts[0]
         .iter()
         .any(|r| matches!(r, Record::DoorOpened { addr, .. } if *addr == A)));
