@@ -75,6 +75,14 @@ pub enum Record {
         /// For whom.
         addr: IpAddr,
     },
+    /// An accepted packet of another protocol (fwknop), known by a digest
+    /// of its bytes: live while `expires_ms >= now` (wall clock).
+    DigestSeen {
+        /// SHA-256 of the packet.
+        digest: [u8; 32],
+        /// When a replay of it can no longer pass the age check.
+        expires_ms: u64,
+    },
 }
 
 /// Why decoding stopped before the end of the bytes.
@@ -116,6 +124,7 @@ const KIND_USED_STEP: u8 = 3;
 const KIND_ONE_TIME: u8 = 4;
 const KIND_OPENED: u8 = 5;
 const KIND_CLOSED: u8 = 6;
+const KIND_DIGEST: u8 = 7;
 
 fn put_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_be_bytes());
@@ -188,6 +197,7 @@ impl Record {
             Record::OneTimeUsed { .. } => KIND_ONE_TIME,
             Record::DoorOpened { .. } => KIND_OPENED,
             Record::DoorClosed { .. } => KIND_CLOSED,
+            Record::DigestSeen { .. } => KIND_DIGEST,
         }
     }
 
@@ -236,6 +246,10 @@ impl Record {
                 put_str(&mut p, door.as_str());
                 put_addr(&mut p, *addr);
             }
+            Record::DigestSeen { digest, expires_ms } => {
+                p.extend_from_slice(digest);
+                put_u64(&mut p, *expires_ms);
+            }
         }
         p
     }
@@ -271,6 +285,10 @@ impl Record {
             KIND_CLOSED => Record::DoorClosed {
                 door: r.door()?,
                 addr: r.addr()?,
+            },
+            KIND_DIGEST => Record::DigestSeen {
+                digest: r.array()?,
+                expires_ms: r.u64()?,
             },
             _ => return None,
         };
@@ -395,6 +413,10 @@ mod tests {
             Record::DoorClosed {
                 door: door("ssh"),
                 addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            },
+            Record::DigestSeen {
+                digest: [3; 32],
+                expires_ms: 1_764_000_240_000,
             },
         ]
     }

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use crate::journal::Record;
-use crate::knock::KnockStep;
+use crate::knock::{KnockStep, Transport};
 use crate::names::DoorName;
 use crate::replay::ReplayRecord;
 
@@ -74,6 +74,17 @@ pub enum Refusal {
     },
     /// The config has no such door (any more).
     UnknownDoor,
+    /// The packet was accepted before (known by its digest).
+    Replay,
+    /// The digest set is full: no new packet is accepted until entries expire.
+    ReplayFull,
+    /// No door opens this port for such grants.
+    NoDoorForPort {
+        /// Its transport.
+        transport: Transport,
+        /// The port.
+        port: u16,
+    },
 }
 
 impl Refusal {
@@ -86,6 +97,9 @@ impl Refusal {
             Refusal::StepUsed { .. } => "step-used",
             Refusal::DoorFull { .. } => "door-full",
             Refusal::UnknownDoor => "unknown-door",
+            Refusal::Replay => "replay",
+            Refusal::ReplayFull => "cap",
+            Refusal::NoDoorForPort { .. } => "door",
         }
     }
 }
@@ -155,6 +169,17 @@ pub enum Event {
         /// For whom.
         addr: IpAddr,
         /// Who asked (`-` when unknown).
+        user: String,
+        /// Why.
+        why: Refusal,
+    },
+    /// A valid request for ports (fwknop) that opens nothing, and why.
+    PortsRefused {
+        /// The ports asked for, e.g. `tcp/22,udp/53`.
+        ports: String,
+        /// For whom.
+        addr: IpAddr,
+        /// Who asked.
         user: String,
         /// Why.
         why: Refusal,

@@ -13,12 +13,14 @@
 
 mod action;
 mod knock_log;
+mod port_grant;
 mod rules;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
 pub use action::{Action, CloseWhy, EffectId, Event, KnockNote, Now, OpenKind, Refusal};
+pub use port_grant::{ports_text, PortGrant, DIGEST_CAP};
 pub use rules::{Closing, DoorRules, GatewayConfig, Opener};
 
 use crate::journal::Record;
@@ -33,6 +35,7 @@ use crate::packet::canonical_ip;
 use crate::replay::ReplayRecord;
 use crate::verifier::Grant;
 use knock_log::KnockLog;
+use port_grant::DigestSet;
 
 /// Journal records appended after which the journal is compacted.
 pub const COMPACT_AFTER: usize = 4096;
@@ -81,6 +84,8 @@ struct Batch {
     records: Vec<Record>,
     opens: Vec<Planned>,
     forgets: Vec<ReplayRecord>,
+    /// Digests of port grants to take back if the batch is not durable.
+    digests: Vec<[u8; 32]>,
     one_time_marks: Vec<(DoorName, Vec<KnockStep>)>,
 }
 
@@ -121,6 +126,7 @@ pub struct Gateway {
     info: BTreeMap<(DoorName, IpAddr), DoorInfo>,
     used_steps: BTreeSet<(KeyId, DoorName, u64)>,
     one_time_used: BTreeSet<(DoorName, String)>,
+    digests: DigestSet,
     capture_ports: Option<(Vec<u16>, Vec<u16>)>,
     local_addresses: Option<Vec<IpAddr>>,
     wall_high: u64,
@@ -153,6 +159,8 @@ pub struct JournalState {
     pub used_steps: BTreeSet<(KeyId, DoorName, u64)>,
     /// Used one-time sequences (door, text).
     pub one_time_used: BTreeSet<(DoorName, String)>,
+    /// Digests of accepted port-grant packets, until when (wall ms).
+    pub digests: BTreeMap<[u8; 32], u64>,
 }
 
 impl JournalState {
@@ -184,6 +192,10 @@ impl JournalState {
                 }
                 Record::OneTimeUsed { door, sequence } => {
                     s.one_time_used.insert((door.clone(), sequence.clone()));
+                }
+                Record::DigestSeen { digest, expires_ms } => {
+                    let e = s.digests.entry(*digest).or_insert(*expires_ms);
+                    *e = (*e).max(*expires_ms);
                 }
                 Record::State { .. } | Record::Replay { .. } => {}
             }
@@ -271,6 +283,7 @@ impl Gateway {
             info: BTreeMap::new(),
             used_steps: BTreeSet::new(),
             one_time_used: BTreeSet::new(),
+            digests: DigestSet::default(),
             capture_ports: None,
             local_addresses: None,
             wall_high: now.wall_ms,
@@ -359,6 +372,10 @@ impl Gateway {
         self.tick(now);
         self.used_steps = journal.used_steps;
         self.one_time_used = journal.one_time_used;
+        for (digest, until) in journal.digests {
+            self.digests.insert(digest, until);
+        }
+        self.digests.purge(now.wall_ms);
         self.rebuild_knocker(keyring);
         for ((door, addr), (until_wall_ms, user)) in journal.open {
             let rules = self.config.door(&door).cloned();
@@ -532,6 +549,66 @@ impl Gateway {
         };
         if self.plan_open(planned) {
             self.batch.forgets.push(grant.record);
+        }
+    }
+
+    /// An authenticated request for ports from another protocol (fwknop):
+    /// each port opens the one door configured for it, for the grant's time
+    /// (at most the door's `max_secs`). The packet's digest is the replay
+    /// check: durable, with the doors' records, before anything opens. A
+    /// port without a door refuses the whole grant (nothing opens that was
+    /// not asked for, and nothing asked for is silently left shut).
+    pub fn handle_port_grant(&mut self, grant: PortGrant, now: Now) {
+        self.tick(now);
+        let addr = canonical_ip(grant.addr);
+        let ports = ports_text(&grant.ports);
+        let refuse = |gw: &mut Self, why: Refusal| {
+            gw.audit(Event::PortsRefused {
+                ports: ports.clone(),
+                addr,
+                user: grant.user.clone(),
+                why,
+            })
+        };
+        let mut doors = Vec::with_capacity(grant.ports.len());
+        for &(transport, port) in &grant.ports {
+            match self.config.port_doors.get(&(transport, port)) {
+                Some(door) if !doors.contains(door) => doors.push(door.clone()),
+                Some(_) => {}
+                None => return refuse(self, Refusal::NoDoorForPort { transport, port }),
+            }
+        }
+        self.digests.purge(self.now.wall_ms);
+        if self.digests.contains(&grant.digest, self.now.wall_ms) {
+            return refuse(self, Refusal::Replay);
+        }
+        if self.digests.is_full() {
+            return refuse(self, Refusal::ReplayFull);
+        }
+        self.digests.insert(grant.digest, grant.replay_until_ms);
+        // The digest is kept even if no door opens: the packet was seen.
+        self.batch.records.push(Record::DigestSeen {
+            digest: grant.digest,
+            expires_ms: grant.replay_until_ms,
+        });
+        let mut planned_any = false;
+        for door in doors {
+            let Some(rules) = self.config.door(&door) else {
+                continue;
+            };
+            let seconds = match grant.seconds {
+                0 => rules.default_secs,
+                s => s.min(rules.max_secs),
+            };
+            planned_any |= self.plan_open(Planned {
+                door,
+                addr,
+                user: grant.user.clone(),
+                seconds,
+            });
+        }
+        if planned_any {
+            self.batch.digests.push(grant.digest);
         }
     }
 
@@ -738,6 +815,9 @@ impl Gateway {
                 }
                 for r in batch.forgets {
                     self.actions.push_back(Action::ForgetReplay(r));
+                }
+                for d in &batch.digests {
+                    self.digests.forget(d);
                 }
             }
             Some(Pending::PersistBestEffort) => self.audit(Event::StorageFailed { error }),
@@ -971,6 +1051,16 @@ impl Gateway {
                 .map(|(door, sequence)| Record::OneTimeUsed {
                     door: door.clone(),
                     sequence: sequence.clone(),
+                }),
+        );
+        let wall = self.now.wall_ms;
+        out.extend(
+            self.digests
+                .iter()
+                .filter(|(_, until)| **until >= wall)
+                .map(|(digest, until)| Record::DigestSeen {
+                    digest: *digest,
+                    expires_ms: *until,
                 }),
         );
         out.extend(

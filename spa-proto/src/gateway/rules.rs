@@ -3,6 +3,8 @@
 //! long, how its firewall backend closes, and how many addresses may hold it
 //! open at once. Plain data, built by spad from its config.
 
+use std::collections::BTreeMap;
+
 use crate::knock::{ClassicDoor, RotatingSpec, Transport};
 use crate::names::DoorName;
 
@@ -67,6 +69,10 @@ pub struct GatewayConfig {
     /// Knock progress events (stage, reset, timeout) and cap refusals logged
     /// per minute at most; the rest are counted and summarised.
     pub knock_events_per_minute: u32,
+    /// For grants that name ports (fwknop): the door each port opens. Each
+    /// such door opens exactly that one port, so a grant opens no more
+    /// than it asked for.
+    pub port_doors: BTreeMap<(Transport, u16), DoorName>,
 }
 
 impl GatewayConfig {

@@ -58,6 +58,7 @@ fn config(doors: Vec<DoorRules>) -> GatewayConfig {
     GatewayConfig {
         doors,
         knock_events_per_minute: 50,
+        ..GatewayConfig::default()
     }
 }
 
@@ -860,4 +861,172 @@ fn knocks_passing_through_to_another_host_open_nothing_and_a_reload_keeps_that()
     gw.handle_knock(&to(SERVER, 8000, 6), at(6));
     fx.run(&mut gw, at(6));
     assert_eq!(fx.opens().len(), 1);
+}
+
+// Grants that name ports (fwknop).
+
+fn port_gateway(doors: Vec<DoorRules>) -> Gateway {
+    let mut cfg = config(doors);
+    cfg.port_doors.insert((Transport::Tcp, 22), name("ssh"));
+    cfg.port_doors.insert((Transport::Tcp, 443), name("web"));
+    let keys = keyring(vec![]);
+    let mut gw = Gateway::new(cfg, &keys, at(0));
+    gw.restore(&keys, JournalState::default(), at(0));
+    gw
+}
+
+fn port_grant(ports: &[(Transport, u16)], digest: u8, seconds: u32) -> PortGrant {
+    PortGrant {
+        digest: [digest; 32],
+        replay_until_ms: T0 + 240_000,
+        addr: A,
+        user: "fwknop:3:alice".into(),
+        ports: ports.to_vec(),
+        seconds,
+    }
+}
+
+#[test]
+fn a_port_grant_opens_each_ports_door_after_its_digest_is_durable() {
+    let mut gw = port_gateway(vec![
+        spa_door("ssh", Closing::Kernel),
+        spa_door("web", Closing::Kernel),
+    ]);
+    let mut fx = Fake::default();
+    let ports = [(Transport::Tcp, 22), (Transport::Tcp, 443)];
+    gw.handle_port_grant(port_grant(&ports, 1, 1000), at(0));
+    fx.run(&mut gw, at(0));
+    assert_eq!(fx.kinds(), vec!["persist", "open", "open"]);
+    let records = fx.persisted();
+    assert_eq!(
+        records[0],
+        Record::DigestSeen {
+            digest: [1; 32],
+            expires_ms: T0 + 240_000
+        }
+    );
+    // 1000 s asked, the doors' max_secs (300) given.
+    assert_eq!(
+        fx.opens(),
+        vec![(name("ssh"), A, 300), (name("web"), A, 300)]
+    );
+    // A grant asking no particular time gets the door's default.
+    let mut default_time = port_grant(&ports[..1], 2, 0);
+    default_time.addr = B;
+    gw.handle_port_grant(default_time, at(10));
+    fx.run(&mut gw, at(10));
+    assert_eq!(fx.opens().last(), Some(&(name("ssh"), B, 30)));
+}
+
+#[test]
+fn a_replayed_port_grant_opens_nothing_until_its_digest_expires() {
+    let mut gw = port_gateway(vec![spa_door("ssh", Closing::Kernel)]);
+    let mut fx = Fake::default();
+    let ssh = [(Transport::Tcp, 22)];
+    gw.handle_port_grant(port_grant(&ssh, 1, 30), at(0));
+    gw.handle_port_grant(port_grant(&ssh, 1, 30), at(0));
+    fx.run(&mut gw, at(0));
+    assert_eq!(fx.opens().len(), 1, "the same batch refuses the copy");
+    gw.handle_port_grant(port_grant(&ssh, 1, 30), at(200_000));
+    fx.run(&mut gw, at(200_000));
+    assert_eq!(fx.opens().len(), 1);
+    assert!(fx.events().iter().any(|e| matches!(
+        e,
+        Event::PortsRefused { why: Refusal::Replay, user, .. } if user == "fwknop:3:alice"
+    )));
+    // After a restart the journal still knows it.
+    let journal = JournalState::from_records(&fx.persisted());
+    let keys = keyring(vec![]);
+    let mut cfg = config(vec![spa_door("ssh", Closing::Kernel)]);
+    cfg.port_doors.insert((Transport::Tcp, 22), name("ssh"));
+    let mut restarted = Gateway::new(cfg, &keys, at(210_000));
+    restarted.restore(&keys, journal, at(210_000));
+    let mut fx2 = Fake::default();
+    fx2.run(&mut restarted, at(210_000));
+    restarted.handle_port_grant(port_grant(&ssh, 1, 30), at(210_000));
+    fx2.run(&mut restarted, at(210_000));
+    assert!(fx2.events().iter().any(|e| matches!(
+        e,
+        Event::PortsRefused {
+            why: Refusal::Replay,
+            ..
+        }
+    )));
+    // Past replay_until the digest is gone (a replay then fails its age check).
+    restarted.handle_port_grant(port_grant(&ssh, 1, 30), at(250_000));
+    fx2.run(&mut restarted, at(250_000));
+    assert!(fx2.opens().iter().any(|(d, a, _)| d.as_str() == "ssh" && *a == A));
+    let compacted = restarted.durable_records();
+    assert!(compacted
+        .iter()
+        .all(|r| !matches!(r, Record::DigestSeen { expires_ms, .. } if *expires_ms < T0 + 250_000)));
+}
+
+#[test]
+fn a_port_without_a_door_refuses_the_whole_grant() {
+    let mut gw = port_gateway(vec![spa_door("ssh", Closing::Kernel)]);
+    let mut fx = Fake::default();
+    gw.handle_port_grant(
+        port_grant(&[(Transport::Tcp, 22), (Transport::Udp, 53)], 1, 30),
+        at(0),
+    );
+    fx.run(&mut gw, at(0));
+    assert!(fx.log.iter().all(|a| !matches!(a, Action::Persist { .. })));
+    assert!(fx.opens().is_empty());
+    assert!(fx.events().iter().any(|e| matches!(
+        e,
+        Event::PortsRefused { why: Refusal::NoDoorForPort { transport: Transport::Udp, port: 53 }, ports, .. }
+            if ports == "tcp/22,udp/53"
+    )));
+}
+
+#[test]
+fn a_port_grant_whose_digest_is_not_durable_opens_nothing_and_may_be_retried() {
+    let mut gw = port_gateway(vec![spa_door("ssh", Closing::Kernel)]);
+    let mut fx = Fake {
+        fail_persist: true,
+        ..Fake::default()
+    };
+    let ssh = [(Transport::Tcp, 22)];
+    gw.handle_port_grant(port_grant(&ssh, 1, 30), at(0));
+    fx.run(&mut gw, at(0));
+    assert!(fx.opens().is_empty());
+    assert!(fx.events().iter().any(|e| matches!(
+        e,
+        Event::Refused {
+            why: Refusal::Storage(_),
+            ..
+        }
+    )));
+    fx.fail_persist = false;
+    gw.handle_port_grant(port_grant(&ssh, 1, 30), at(10));
+    fx.run(&mut gw, at(10));
+    assert_eq!(fx.opens(), vec![(name("ssh"), A, 30)]);
+}
+
+#[test]
+fn the_digest_set_is_bounded_and_refuses_when_full() {
+    let mut gw = port_gateway(vec![DoorRules {
+        max_open: DIGEST_CAP + 1,
+        ..spa_door("ssh", Closing::Kernel)
+    }]);
+    let mut fx = Fake::default();
+    for i in 0..DIGEST_CAP {
+        let mut g = port_grant(&[(Transport::Tcp, 22)], 0, 30);
+        g.digest[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        gw.handle_port_grant(g, at(0));
+    }
+    fx.run(&mut gw, at(0));
+    let mut last = port_grant(&[(Transport::Tcp, 22)], 0xff, 30);
+    last.addr = B;
+    gw.handle_port_grant(last, at(1));
+    fx.run(&mut gw, at(1));
+    assert!(fx.events().iter().any(|e| matches!(
+        e,
+        Event::PortsRefused {
+            why: Refusal::ReplayFull,
+            ..
+        }
+    )));
+    assert!(!gw.open_doors().iter().any(|d| d.addr == B));
 }
