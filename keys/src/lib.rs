@@ -31,7 +31,7 @@ pub use keys_dir::{
 };
 pub use rotating_knock::{parse_knock_spec, KnockError, RotatingKnock};
 pub use secret_file::{
-    check_secret_file_mode, write_secret_file, MAX_KEY_FILE_LEN, SECRET_FILE_MODE,
+    check_secret_file_mode, read_secret_file, write_secret_file, MAX_KEY_FILE_LEN, SECRET_FILE_MODE,
 };
 pub use server_entry::{load_server_entry, parse_server_entry, EntryStatus, ServerEntry};
 pub use toml_fields::parse_date;

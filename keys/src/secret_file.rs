@@ -37,7 +37,7 @@ fn check_mode(path: &Path, mode: u32) -> Result<(), KeyFileError> {
 
 /// Reads a secret file after checking (on the open file, so it cannot be
 /// swapped in between) that only its owner may access it.
-pub(crate) fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
+pub fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
     let mut file = File::open(path).map_err(|e| KeyFileError::io(path, "opening", e))?;
     let meta = file
         .metadata()

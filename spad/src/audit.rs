@@ -25,6 +25,15 @@ fn detail(why: &Refusal) -> String {
         Refusal::StepUsed { step } => format!("rotating sequence of step {step} already used"),
         Refusal::DoorFull { max } => format!("door already open for {max} addresses"),
         Refusal::UnknownDoor => "no such door in the config".into(),
+        Refusal::Replay => "the same packet was accepted before".into(),
+        Refusal::ReplayFull => format!(
+            "{} packets accepted within their age limit already; new ones wait until some expire",
+            spa_proto::gateway::DIGEST_CAP
+        ),
+        Refusal::NoDoorForPort { transport, port } => format!(
+            "no door with fwknop = true opens {}/{port}",
+            transport.as_str()
+        ),
     }
 }
 
@@ -65,6 +74,23 @@ pub fn record(event: &Event, counters: &Counters) {
             }
             warn!(
                 "not opened door={door} addr={addr} user={user} reason={}: {}",
+                why.as_str(),
+                detail(why)
+            )
+        }
+        Event::PortsRefused {
+            ports,
+            addr,
+            user,
+            why,
+        } => {
+            counters.count(match why {
+                Refusal::Replay => Reason::Replay,
+                Refusal::ReplayFull => Reason::Cap,
+                _ => Reason::Door,
+            });
+            warn!(
+                "not opened ports={ports} addr={addr} user={user} reason={}: {}",
                 why.as_str(),
                 detail(why)
             )

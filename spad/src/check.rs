@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use spa_keys::{EntryStatus, ServerEntry};
 
 use crate::config::{Config, ConfigError, DoorKind};
+use crate::fwknop_access::FwknopAccess;
 
 /// Why the check could not even read what it checks.
 #[derive(Debug, thiserror::Error)]
@@ -86,28 +87,35 @@ pub fn check(config_path: &Path, now_ms: u64) -> Result<CheckReport, CheckError>
     crate::trust::check_config_file(config_path)?;
     let config = Config::load(config_path)?;
     let mut errors = Vec::new();
-    if !config.needs_keys() && !config.doors.is_empty() {
-        // Knock sequences only (a knockd migration): no keys directory is read.
+    let mut warnings = Vec::new();
+    let fwknop = check_fwknop(&config, &mut errors, &mut warnings);
+    if !config.reads_keys_dir() && !config.doors.is_empty() {
+        // Knock sequences or fwknop doors only (a knockd or fwknopd
+        // migration): no keys directory is read.
         for name in missing_interfaces(&config) {
             errors.push(format!(
                 "interface {name:?} does not exist on this host (see `ip link`); spad could not capture on it"
             ));
         }
+        let what = if fwknop.is_empty() {
+            "knock sequences only".to_owned()
+        } else {
+            format!("{fwknop}, no spa/1 keys")
+        };
         return Ok(CheckReport {
             path: config_path.to_path_buf(),
             summary: format!(
-                "server_id {}, port {}, {} door(s), knock sequences only: no keys needed ({} is not read)",
+                "server_id {}, port {}, {} door(s), {what}: no keys needed ({} is not read)",
                 config.server_id,
                 config.port,
                 config.doors.len(),
                 config.keys_dir.display()
             ),
             errors,
-            warnings: Vec::new(),
+            warnings,
         });
     }
     let dir = spa_keys::load_keys_dir(&config.keys_dir, &config.server_id)?;
-    let mut warnings = Vec::new();
 
     for name in missing_interfaces(&config) {
         errors.push(format!(
@@ -120,7 +128,7 @@ pub fn check(config_path: &Path, now_ms: u64) -> Result<CheckReport, CheckError>
     let spa_doors = config
         .doors
         .iter()
-        .filter(|d| matches!(d.kind, DoorKind::Spa))
+        .filter(|d| matches!(d.kind, DoorKind::Spa) && !d.fwknop)
         .count();
     let active = dir
         .entries
@@ -165,16 +173,51 @@ pub fn check(config_path: &Path, now_ms: u64) -> Result<CheckReport, CheckError>
     Ok(CheckReport {
         path: config_path.to_path_buf(),
         summary: format!(
-            "server_id {}, port {}, {} door(s), {} key(s) ({active} active) in {}",
+            "server_id {}, port {}, {} door(s), {} key(s) ({active} active) in {}{}",
             config.server_id,
             config.port,
             config.doors.len(),
             dir.entries.len(),
-            config.keys_dir.display()
+            config.keys_dir.display(),
+            if fwknop.is_empty() {
+                String::new()
+            } else {
+                format!(", {fwknop}")
+            }
         ),
         errors,
         warnings,
     })
+}
+
+/// Reads the fwknop access file as the daemon would: an unusable file is an
+/// error, what does not carry and ports without a door are warnings.
+/// Returns words for the summary (empty when fwknop is not served).
+fn check_fwknop(config: &Config, errors: &mut Vec<String>, warnings: &mut Vec<String>) -> String {
+    let Some(settings) = &config.fwknop else {
+        return String::new();
+    };
+    let access = match FwknopAccess::load(settings) {
+        Ok(access) => access,
+        Err(e) => {
+            errors.push(e.to_string());
+            return format!("fwknop on udp/{}: access file unusable", settings.port);
+        }
+    };
+    warnings.extend(access.notes.iter().cloned());
+    let doors = config.port_doors();
+    for (line, port) in access.ports_without_door(|t, p| doors.contains_key(&(t, p))) {
+        warnings.push(format!(
+            "{}:{line}: OPEN_PORTS allows {port} but no door with fwknop = true opens it: requests for it are refused",
+            settings.access_conf.display()
+        ));
+    }
+    format!(
+        "fwknop on udp/{}: {} access stanza(s) from {}",
+        settings.port,
+        access.stanza_count(),
+        settings.access_conf.display()
+    )
 }
 
 #[cfg(test)]

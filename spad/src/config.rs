@@ -130,8 +130,27 @@ struct RawConfig {
     control_socket: PathBuf,
     #[serde(default)]
     capture_ring: bool,
+    fwknop: Option<Spanned<RawFwknop>>,
     #[serde(default)]
     doors: BTreeMap<Spanned<String>, RawDoor>,
+}
+
+fn default_fwknop_port() -> u16 {
+    spa_fwknop::DEFAULT_FWKNOP_PORT
+}
+fn default_fwknop_max_age() -> u64 {
+    spa_fwknop::DEFAULT_MAX_AGE_SECS
+}
+
+/// The `[fwknop]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFwknop {
+    access_conf: PathBuf,
+    #[serde(default = "default_fwknop_port")]
+    port: u16,
+    #[serde(default = "default_fwknop_max_age")]
+    max_age_secs: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,6 +185,8 @@ struct RawDoor {
     target: Option<Vec<Spanned<String>>>,
     /// Classic doors: at most this many addresses open at once.
     max_open: Option<Spanned<usize>>,
+    /// fwknop packets asking for this door's one port open it.
+    fwknop: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,6 +248,8 @@ pub struct Door {
     pub spec: DoorSpec,
     /// What opens it.
     pub kind: DoorKind,
+    /// fwknop packets asking for its one port open it too (an SPA door).
+    pub fwknop: bool,
 }
 
 impl Door {
@@ -282,8 +305,26 @@ pub struct Config {
     /// flood, about 1 ms more per knock: the kernel hands over a block on its
     /// 1-ms retire timer) instead of one `recvfrom` per packet.
     pub capture_ring: bool,
+    /// fwknop's clients, if served.
+    pub fwknop: Option<FwknopSettings>,
     /// The doors.
     pub doors: Vec<Door>,
+}
+
+/// The longest `max_age_secs` for fwknop packets (fwknopd allows any; an
+/// hour is already generous for a clock).
+const MAX_FWKNOP_AGE_SECS: u64 = 3600;
+
+/// The `[fwknop]` table, checked: spad serves fwknop's clients as fwknopd
+/// would, from fwknopd's own access.conf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FwknopSettings {
+    /// fwknopd's access.conf (read as fwknopd reads it; root's, mode 0600).
+    pub access_conf: PathBuf,
+    /// The UDP port fwknop clients send to.
+    pub port: u16,
+    /// fwknopd's MAX_SPA_PACKET_AGE: older or newer packets are refused.
+    pub max_age_secs: u64,
 }
 
 struct Source<'a> {
@@ -344,6 +385,7 @@ impl Config {
         for (name, raw_door) in &raw.doors {
             doors.push(check_door(&src, name, raw_door, raw.backend)?);
         }
+        let fwknop = check_fwknop(&src, &raw, &doors)?;
         Ok(Config {
             path: path.to_path_buf(),
             server_id,
@@ -357,17 +399,38 @@ impl Config {
             nft_table: raw.nft_table,
             control_socket: raw.control_socket,
             capture_ring: raw.capture_ring,
+            fwknop,
             doors,
         })
     }
 
-    /// Whether any door is opened by a key (an SPA or a rotating door): only
-    /// then must `keys_dir` exist. A config of classic knockd doors runs
-    /// without one, as knockd did.
-    pub fn needs_keys(&self) -> bool {
+    /// For fwknop grants: the door each port opens (each such door has
+    /// exactly one port, checked at load).
+    pub fn port_doors(&self) -> BTreeMap<(Transport, u16), DoorName> {
         self.doors
             .iter()
-            .any(|d| matches!(d.kind, DoorKind::Spa | DoorKind::Rotating { .. }))
+            .filter(|d| d.fwknop)
+            .flat_map(|d| d.spec.ports.iter().map(|p| ((p.proto, p.port), d.name.clone())))
+            .collect()
+    }
+
+    /// Whether any door is opened by a key (an SPA or a rotating door): only
+    /// then must `keys_dir` exist. A config of classic knockd doors runs
+    /// without one, as knockd did, and one of fwknop doors (a migration
+    /// from fwknopd) reads it only if it exists.
+    pub fn needs_keys(&self) -> bool {
+        self.doors.iter().any(|d| match d.kind {
+            // An fwknop door serves fwknop's clients without any spa/1 key.
+            DoorKind::Spa => !d.fwknop,
+            DoorKind::Rotating { .. } => true,
+            DoorKind::Classic { .. } => false,
+        })
+    }
+
+    /// Whether spad reads `keys_dir`: when a door needs keys, and when
+    /// fwknop doors (which spa/1 keys open too) have a directory to read.
+    pub fn reads_keys_dir(&self) -> bool {
+        self.needs_keys() || (self.doors.iter().any(|d| d.fwknop) && self.keys_dir.exists())
     }
 
     /// Whether the capture filter must pass TCP packets to knock ports
@@ -554,7 +617,110 @@ fn check_door(
             backend,
         },
         kind,
+        fwknop: raw.fwknop.as_ref().is_some_and(|f| *f.get_ref()),
     })
+}
+
+/// Checks `[fwknop]` against the doors: fwknop doors are SPA doors with one
+/// port each, no two on the same port, and there is a table exactly when
+/// there are such doors. (The access.conf itself is read by `fwknop_access`,
+/// at start and on reload, like the keys.)
+fn check_fwknop(
+    src: &Source<'_>,
+    raw: &RawConfig,
+    doors: &[Door],
+) -> Result<Option<FwknopSettings>, ConfigError> {
+    let mut by_port: BTreeMap<(Transport, u16), &DoorName> = BTreeMap::new();
+    for ((name, raw_door), door) in raw.doors.iter().zip(doors) {
+        let Some(flag) = raw_door.fwknop.as_ref().filter(|f| *f.get_ref()) else {
+            continue;
+        };
+        let at = |message: String| src.error_at(Some(flag.span()), message);
+        if !matches!(door.kind, DoorKind::Spa) {
+            return Err(at(format!(
+                "door {}: fwknop packets open SPA doors only, not sequence or rotating doors",
+                name.get_ref()
+            )));
+        }
+        let [port] = door.spec.ports.as_slice() else {
+            return Err(at(format!(
+                "door {}: an fwknop door opens exactly one port (fwknop asks for ports one by one, e.g. open = [\"tcp/22\"]; make one door per port)",
+                name.get_ref()
+            )));
+        };
+        if let Some(other) = by_port.insert((port.proto, port.port), &door.name) {
+            return Err(at(format!(
+                "door {}: {}/{} is already the fwknop door {other}'s port",
+                name.get_ref(),
+                port.proto.as_str(),
+                port.port
+            )));
+        }
+    }
+    let Some(table) = &raw.fwknop else {
+        if let Some((name, _)) = raw
+            .doors
+            .iter()
+            .find(|(_, d)| d.fwknop.as_ref().is_some_and(|f| *f.get_ref()))
+        {
+            return Err(src.error_at(
+                Some(name.span()),
+                format!(
+                    "door {}: fwknop = true needs an [fwknop] table naming access_conf",
+                    name.get_ref()
+                ),
+            ));
+        }
+        return Ok(None);
+    };
+    let here = Some(table.span());
+    let t = table.get_ref();
+    if by_port.is_empty() {
+        return Err(src.error_at(
+            here,
+            "[fwknop]: no door is opened by fwknop packets; mark one door per port with fwknop = true",
+        ));
+    }
+    if t.port == 0 {
+        return Err(src.error_at(here, "[fwknop]: port must be 1-65535"));
+    }
+    if t.port == raw.port {
+        return Err(src.error_at(
+            here,
+            format!("[fwknop]: port {} is also the SPA port", t.port),
+        ));
+    }
+    let knock_udp = doors.iter().any(|d| match &d.kind {
+        DoorKind::Classic { door, .. } => door
+            .steps
+            .iter()
+            .chain(door.one_time.iter().flatten().flatten())
+            .any(|s| s.transport == Transport::Udp && s.port == t.port),
+        DoorKind::Rotating {
+            spec, transport, ..
+        } => *transport == Transport::Udp && (spec.lo..=spec.hi).contains(&t.port),
+        DoorKind::Spa => false,
+    });
+    if knock_udp {
+        return Err(src.error_at(
+            here,
+            format!("[fwknop]: port {} is also a UDP knock port", t.port),
+        ));
+    }
+    if !(1..=MAX_FWKNOP_AGE_SECS).contains(&t.max_age_secs) {
+        return Err(src.error_at(
+            here,
+            format!(
+                "[fwknop]: max_age_secs must be between 1 and {MAX_FWKNOP_AGE_SECS}, got {}",
+                t.max_age_secs
+            ),
+        ));
+    }
+    Ok(Some(FwknopSettings {
+        access_conf: t.access_conf.clone(),
+        port: t.port,
+        max_age_secs: t.max_age_secs,
+    }))
 }
 
 fn door_kind(src: &Source<'_>, door: &DoorName, raw: &RawDoor) -> Result<DoorKind, ConfigError> {
@@ -861,5 +1027,56 @@ mod tests {
             "server_id = \"gw\"\n[doors.web]\nbackend = \"command\"\nopen_command = \"/bin/true %IP%\"\n",
         );
         assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    const FWKNOP_BASE: &str = "server_id = \"gw1\"\n\
+        [fwknop]\naccess_conf = \"/etc/fwknop/access.conf\"\n\
+        [doors.ssh]\nopen = [\"tcp/22\"]\nfwknop = true\n";
+
+    fn fwknop_error(extra: &str) -> String {
+        parse(&format!("{FWKNOP_BASE}{extra}"))
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string())
+    }
+
+    #[test]
+    fn fwknop_doors_map_their_one_port_and_defaults_are_fwknopds() -> Result<(), ConfigError> {
+        let c = parse(FWKNOP_BASE)?;
+        let f = c.fwknop.clone().unwrap_or_else(|| unreachable!("[fwknop] parsed"));
+        assert_eq!((f.port, f.max_age_secs), (62201, 120));
+        let ssh: DoorName = "ssh".parse().unwrap_or_else(|_| unreachable!());
+        assert_eq!(
+            c.port_doors().into_iter().collect::<Vec<_>>(),
+            vec![((Transport::Tcp, 22), ssh)]
+        );
+        // An fwknop-only config needs no spa/1 keys directory.
+        assert!(!c.needs_keys());
+        Ok(())
+    }
+
+    #[test]
+    fn fwknop_doors_are_checked_with_file_line_and_col() {
+        let two_ports = fwknop_error("[doors.mail]\nopen = [\"tcp/993\", \"tcp/587\"]\nfwknop = true\n");
+        assert!(two_ports.starts_with("/etc/spad.toml:9:10: door mail: an fwknop door opens exactly one port"), "{two_ports}");
+        let same_port = fwknop_error("[doors.ssh2]\nopen = [\"tcp/22\"]\nfwknop = true\n");
+        assert!(same_port.contains("door ssh2: tcp/22 is already the fwknop door ssh's port"), "{same_port}");
+        let sequence = fwknop_error("[doors.knock]\nopen = [\"tcp/80\"]\nsequence = [\"7000\"]\nfwknop = true\n");
+        assert!(sequence.contains("fwknop packets open SPA doors only"), "{sequence}");
+        let no_table = parse("server_id = \"gw1\"\n[doors.ssh]\nopen = [\"tcp/22\"]\nfwknop = true\n")
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string());
+        assert!(no_table.contains("fwknop = true needs an [fwknop] table"), "{no_table}");
+        let no_door = parse("server_id = \"gw1\"\n[fwknop]\naccess_conf = \"/a\"\n[doors.ssh]\nopen = [\"tcp/22\"]\n")
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string());
+        assert!(no_door.contains("no door is opened by fwknop packets"), "{no_door}");
+        let clash = parse(&FWKNOP_BASE.replace("access.conf\"", "access.conf\"\nport = 62210"))
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string());
+        assert!(clash.contains("port 62210 is also the SPA port"), "{clash}");
+        let age = parse(&FWKNOP_BASE.replace("access.conf\"", "access.conf\"\nmax_age_secs = 0"))
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string());
+        assert!(age.contains("max_age_secs must be between 1 and 3600"), "{age}");
     }
 }

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
@@ -25,6 +25,7 @@ use crate::control::{Access, ControlListener, ReloadStatus};
 use crate::effects::Surroundings;
 use crate::executor;
 use crate::firewall::{Firewall, FirewallError, FirewallSettings};
+use crate::fwknop_access::{FwknopAccess, FwknopAccessError};
 use crate::intake::{capture_loop, Event, Shared};
 use crate::journal::{Journal, JournalStart, StateError};
 use crate::one_time_file::mark_one_time_used;
@@ -55,6 +56,9 @@ pub enum DaemonError {
     /// A file spad must trust is writable by others.
     #[error("{0}")]
     Untrusted(#[from] crate::trust::UntrustedFile),
+    /// fwknop's access file is not usable.
+    #[error("{0}")]
+    Fwknop(#[from] FwknopAccessError),
     /// A thread could not be started or signals could not be registered.
     #[error("{0}")]
     Runtime(String),
@@ -63,8 +67,9 @@ pub enum DaemonError {
 /// Keys for this gateway, from the keys directory; a broken entry is skipped
 /// and named, so it never holds back the others (or their revocation).
 pub fn load_keyring(config: &Config) -> Result<Keyring, DaemonError> {
-    if !config.needs_keys() {
-        // Knock sequences only: no keys directory to read (a knockd migration has none).
+    if !config.reads_keys_dir() {
+        // Knock sequences or fwknop doors only: no keys directory to read (a
+        // knockd or fwknopd migration has none).
         return Ok(Keyring::new(std::iter::empty()));
     }
     let dir = spa_keys::load_keys_dir(&config.keys_dir, &config.server_id)?;
@@ -82,12 +87,43 @@ pub fn load_keyring(config: &Config) -> Result<Keyring, DaemonError> {
 }
 
 fn filter_spec(config: &Config, ports: (Vec<u16>, Vec<u16>)) -> FilterSpec {
+    let mut udp = ports.1;
+    // fwknop's port passes the kernel filter like a UDP knock port; the
+    // capture threads tell them apart by port.
+    udp.extend(config.fwknop.as_ref().map(|f| f.port));
     FilterSpec {
         spa_udp_port: Some(config.port),
         knock_tcp_ports: ports.0,
-        knock_udp_ports: ports.1,
+        knock_udp_ports: udp,
         knock_tcp_any_flags: config.knock_tcp_any_flags(),
     }
+}
+
+/// fwknopd's access stanzas, when the config serves fwknop's clients. What
+/// the reader did not carry is logged with its line; a port a stanza allows
+/// that no fwknop door opens is named (such requests are refused).
+pub fn load_fwknop(config: &Config) -> Result<Option<Arc<FwknopAccess>>, DaemonError> {
+    let Some(settings) = &config.fwknop else {
+        return Ok(None);
+    };
+    let access = FwknopAccess::load(settings)?;
+    for note in &access.notes {
+        warn!("{note}");
+    }
+    let doors = config.port_doors();
+    for (line, port) in access.ports_without_door(|t, p| doors.contains_key(&(t, p))) {
+        warn!(
+            "{}:{line}: OPEN_PORTS allows {port} but no door with fwknop = true opens it: requests for it are refused",
+            settings.access_conf.display()
+        );
+    }
+    info!(
+        stanzas = access.stanza_count(),
+        port = access.port,
+        "serving fwknop clients from {}",
+        settings.access_conf.display()
+    );
+    Ok(Some(Arc::new(access)))
 }
 
 fn firewall_settings(config: &Config) -> FirewallSettings {
@@ -221,6 +257,7 @@ impl Daemon {
         check_config_file(config_path)?;
         let config = Config::load(config_path)?;
         let keyring = load_keyring(&config)?;
+        let fwknop = load_fwknop(&config)?;
         let now = clock::now();
         let (journal, records, how) = Journal::open(&config.state_dir)?;
         let cache = restore_replay(&config, &records, &how, now);
@@ -237,6 +274,7 @@ impl Daemon {
             spa_port: AtomicU16::new(config.port),
             knocks_queued: AtomicUsize::new(0),
             refusals: Mutex::new(RefusalLog::default()),
+            fwknop: RwLock::new(fwknop),
         });
         let mut daemon = Daemon {
             config,
@@ -447,6 +485,7 @@ impl Daemon {
             for ev in batch {
                 match ev {
                     Event::Grant(g) => self.gateway.handle_grant(*g, now),
+                    Event::PortGrant(g) => self.gateway.handle_port_grant(*g, now),
                     Event::Knock(k) => {
                         self.shared.knock_taken();
                         self.gateway.handle_knock(&k, now);
@@ -587,12 +626,18 @@ impl Daemon {
         config.control_socket = self.config.control_socket.clone();
         config.capture_ring = self.config.capture_ring;
         let keyring = load_keyring(&config)?;
+        let fwknop = load_fwknop(&config)?;
         self.firewall.reconfigure(&config.door_specs())?;
         self.shared.spa_port.store(config.port, Ordering::Relaxed);
         self.gateway.reload(gateway_config(&config), &keyring, now);
         if let Ok(mut v) = self.shared.verifier.lock() {
             v.reload(verifier_config(&config), keyring, now.wall_ms);
         }
+        *self
+            .shared
+            .fwknop
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = fwknop;
         self.config = config;
         // The SPA port or tcpflags may have changed even if the knock ports did not.
         let spec = filter_spec(&self.config, self.gateway.capture_ports());

@@ -232,6 +232,7 @@ mod tests {
                 max_open: 10,
             }],
             knock_events_per_minute: 10,
+            ..GatewayConfig::default()
         };
         let keys = Keyring::new(vec![]);
         let mut gw = Gateway::new(config, &keys, now(0));

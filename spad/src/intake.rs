@@ -7,15 +7,17 @@
 
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
+use spa_proto::gateway::PortGrant;
 use spa_proto::knock::KnockPacket;
-use spa_proto::{Grant, Verdict, Verifier};
-use tracing::info;
+use spa_proto::{Grant, Reason, Verdict, Verifier};
+use tracing::{info, warn};
 
-use crate::capture::{Capture, CaptureError};
+use crate::capture::{Capture, CaptureError, Captured, Transport};
 use crate::clock;
 use crate::counters::Counters;
+use crate::fwknop_access::FwknopAccess;
 use crate::refusals::RefusalLog;
 
 /// Knock packets waiting for the main loop, at most.
@@ -26,6 +28,8 @@ pub const KNOCK_QUEUE: usize = 1024;
 pub enum Event {
     /// A datagram the verifier granted.
     Grant(Box<Grant>),
+    /// An fwknop packet its access stanza admits (not yet checked for replay).
+    PortGrant(Box<PortGrant>),
     /// A packet on a knock port.
     Knock(KnockPacket),
     /// A signal arrived.
@@ -53,6 +57,8 @@ pub struct Shared {
     pub knocks_queued: AtomicUsize,
     /// Refused datagrams per source, for the audit trail.
     pub refusals: Mutex<RefusalLog>,
+    /// fwknop's access stanzas and port, when served (replaced on reload).
+    pub fwknop: RwLock<Option<Arc<FwknopAccess>>>,
 }
 
 impl Shared {
@@ -73,6 +79,23 @@ pub fn capture_loop(mut capture: Capture, shared: Arc<Shared>, tx: Sender<Event>
                 return;
             }
         };
+        if let Some(fwknop) = fwknop_for(&shared, &packet) {
+            let now = clock::now();
+            match fwknop.decide(packet.payload, packet.src, now.wall_ms) {
+                Ok(grant) => {
+                    if tx.send(Event::PortGrant(Box::new(grant))).is_err() {
+                        return;
+                    }
+                }
+                Err(refusal) => {
+                    let detail = refusal.detail.as_deref();
+                    if !refused(&shared, &tx, packet.src, refusal.reason, detail, now) {
+                        return;
+                    }
+                }
+            }
+            continue;
+        }
         let spa_port = shared.spa_port.load(Ordering::Relaxed);
         if let Some(k) = packet.knock_packet(spa_port) {
             if shared.knocks_queued.fetch_add(1, Ordering::Relaxed) >= KNOCK_QUEUE {
@@ -97,21 +120,45 @@ pub fn capture_loop(mut capture: Capture, shared: Arc<Shared>, tx: Sender<Event>
                 }
             }
             Verdict::Drop(reason) => {
-                if shared.counters.reject(reason, now.wall_ms) {
-                    info!("rejected datagrams so far: {}", shared.counters.summary());
-                }
-                let recorded = shared
-                    .refusals
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .record(packet.src, reason, now.mono_ms);
-                if let Some(line) = recorded.line {
-                    info!("{line}");
-                }
-                if recorded.window_started && tx.send(Event::RefusalsPending).is_err() {
+                if !refused(&shared, &tx, packet.src, reason, None, now) {
                     return;
                 }
             }
         }
     }
+}
+
+/// fwknop's stanzas, if `packet` is a UDP datagram to fwknop's port.
+fn fwknop_for(shared: &Shared, packet: &Captured<'_>) -> Option<Arc<FwknopAccess>> {
+    let Transport::Udp { dst_port, .. } = packet.transport else {
+        return None;
+    };
+    let fwknop = shared.fwknop.read().unwrap_or_else(|e| e.into_inner());
+    fwknop.as_ref().filter(|f| f.port == dst_port).cloned()
+}
+
+/// Counts a refused datagram and logs it per source (an authentic one with
+/// `detail`); false when the main loop is gone.
+fn refused(
+    shared: &Shared,
+    tx: &Sender<Event>,
+    src: std::net::IpAddr,
+    reason: Reason,
+    detail: Option<&str>,
+    now: spa_proto::gateway::Now,
+) -> bool {
+    if shared.counters.reject(reason, now.wall_ms) {
+        info!("rejected datagrams so far: {}", shared.counters.summary());
+    }
+    let recorded = shared
+        .refusals
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .record(src, reason, now.mono_ms);
+    match (recorded.line, detail) {
+        (Some(line), Some(detail)) => warn!("{line} ({detail})"),
+        (Some(line), None) => info!("{line}"),
+        (None, _) => {}
+    }
+    !(recorded.window_started && tx.send(Event::RefusalsPending).is_err())
 }

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod effects;
 pub mod executor;
 pub mod firewall;
+pub mod fwknop_access;
 pub mod import_fwknop;
 pub mod import_knockd;
 pub mod intake;

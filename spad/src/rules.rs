@@ -58,6 +58,7 @@ pub fn gateway_config(config: &Config) -> GatewayConfig {
     GatewayConfig {
         doors,
         knock_events_per_minute: KNOCK_EVENTS_PER_MINUTE,
+        port_doors: config.port_doors(),
     }
 }
 
