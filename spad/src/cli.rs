@@ -71,12 +71,15 @@ pub enum Command {
         /// The knockd configuration file.
         file: PathBuf,
     },
-    /// Print what fwknopd's access.conf would become, as a commented proposal.
+    /// Print the spad config that serves fwknop's clients from fwknopd's access.conf.
     ///
-    /// spad has no fwknop door kind yet; every directive that does not carry
-    /// is listed on stderr with FILE:LINE. Example: spad import-fwknop /etc/fwknop/access.conf
+    /// The keys stay in the access file, which spad reads as fwknopd does; every
+    /// directive that does not carry is listed on stderr with FILE:LINE.
+    /// Example: spad import-fwknop /etc/fwknop/access.conf /etc/fwknop/fwknopd.conf >> /etc/spad.toml
     ImportFwknop {
         /// fwknopd's access.conf.
         file: PathBuf,
+        /// fwknopd.conf, for its PCAP_FILTER port and MAX_SPA_PACKET_AGE.
+        fwknopd_conf: Option<PathBuf>,
     },
 }

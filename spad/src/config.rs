@@ -410,7 +410,12 @@ impl Config {
         self.doors
             .iter()
             .filter(|d| d.fwknop)
-            .flat_map(|d| d.spec.ports.iter().map(|p| ((p.proto, p.port), d.name.clone())))
+            .flat_map(|d| {
+                d.spec
+                    .ports
+                    .iter()
+                    .map(|p| ((p.proto, p.port), d.name.clone()))
+            })
             .collect()
     }
 
@@ -1042,7 +1047,10 @@ mod tests {
     #[test]
     fn fwknop_doors_map_their_one_port_and_defaults_are_fwknopds() -> Result<(), ConfigError> {
         let c = parse(FWKNOP_BASE)?;
-        let f = c.fwknop.clone().unwrap_or_else(|| unreachable!("[fwknop] parsed"));
+        let f = c
+            .fwknop
+            .clone()
+            .unwrap_or_else(|| unreachable!("[fwknop] parsed"));
         assert_eq!((f.port, f.max_age_secs), (62201, 120));
         let ssh: DoorName = "ssh".parse().unwrap_or_else(|_| unreachable!());
         assert_eq!(
@@ -1056,20 +1064,41 @@ mod tests {
 
     #[test]
     fn fwknop_doors_are_checked_with_file_line_and_col() {
-        let two_ports = fwknop_error("[doors.mail]\nopen = [\"tcp/993\", \"tcp/587\"]\nfwknop = true\n");
-        assert!(two_ports.starts_with("/etc/spad.toml:9:10: door mail: an fwknop door opens exactly one port"), "{two_ports}");
+        let two_ports =
+            fwknop_error("[doors.mail]\nopen = [\"tcp/993\", \"tcp/587\"]\nfwknop = true\n");
+        assert!(
+            two_ports.starts_with(
+                "/etc/spad.toml:9:10: door mail: an fwknop door opens exactly one port"
+            ),
+            "{two_ports}"
+        );
         let same_port = fwknop_error("[doors.ssh2]\nopen = [\"tcp/22\"]\nfwknop = true\n");
-        assert!(same_port.contains("door ssh2: tcp/22 is already the fwknop door ssh's port"), "{same_port}");
-        let sequence = fwknop_error("[doors.knock]\nopen = [\"tcp/80\"]\nsequence = [\"7000\"]\nfwknop = true\n");
-        assert!(sequence.contains("fwknop packets open SPA doors only"), "{sequence}");
-        let no_table = parse("server_id = \"gw1\"\n[doors.ssh]\nopen = [\"tcp/22\"]\nfwknop = true\n")
-            .map(|_| String::new())
-            .unwrap_or_else(|e| e.to_string());
-        assert!(no_table.contains("fwknop = true needs an [fwknop] table"), "{no_table}");
+        assert!(
+            same_port.contains("door ssh2: tcp/22 is already the fwknop door ssh's port"),
+            "{same_port}"
+        );
+        let sequence = fwknop_error(
+            "[doors.knock]\nopen = [\"tcp/80\"]\nsequence = [\"7000\"]\nfwknop = true\n",
+        );
+        assert!(
+            sequence.contains("fwknop packets open SPA doors only"),
+            "{sequence}"
+        );
+        let no_table =
+            parse("server_id = \"gw1\"\n[doors.ssh]\nopen = [\"tcp/22\"]\nfwknop = true\n")
+                .map(|_| String::new())
+                .unwrap_or_else(|e| e.to_string());
+        assert!(
+            no_table.contains("fwknop = true needs an [fwknop] table"),
+            "{no_table}"
+        );
         let no_door = parse("server_id = \"gw1\"\n[fwknop]\naccess_conf = \"/a\"\n[doors.ssh]\nopen = [\"tcp/22\"]\n")
             .map(|_| String::new())
             .unwrap_or_else(|e| e.to_string());
-        assert!(no_door.contains("no door is opened by fwknop packets"), "{no_door}");
+        assert!(
+            no_door.contains("no door is opened by fwknop packets"),
+            "{no_door}"
+        );
         let clash = parse(&FWKNOP_BASE.replace("access.conf\"", "access.conf\"\nport = 62210"))
             .map(|_| String::new())
             .unwrap_or_else(|e| e.to_string());
@@ -1077,6 +1106,9 @@ mod tests {
         let age = parse(&FWKNOP_BASE.replace("access.conf\"", "access.conf\"\nmax_age_secs = 0"))
             .map(|_| String::new())
             .unwrap_or_else(|e| e.to_string());
-        assert!(age.contains("max_age_secs must be between 1 and 3600"), "{age}");
+        assert!(
+            age.contains("max_age_secs must be between 1 and 3600"),
+            "{age}"
+        );
     }
 }

@@ -138,8 +138,7 @@ impl FwknopAccess {
                 digest: g.replay_key,
                 // A copy is refused by its age check after now + 2 × max
                 // age (its timestamp is at most max age ahead of now).
-                replay_until_ms: wall_ms
-                    .saturating_add(self.max_age_secs.saturating_mul(2000)),
+                replay_until_ms: wall_ms.saturating_add(self.max_age_secs.saturating_mul(2000)),
                 addr: g.addr,
                 user: format!("fwknop:{}:{}", g.stanza_line, g.username.escape_default()),
                 ports: g.ports.iter().map(|p| (p.transport, p.port)).collect(),
@@ -169,7 +168,10 @@ fn refusal(denial: &Denial) -> FwknopRefusal {
             junk(Reason::Length)
         }
         Denial::NotAuthentic(_) => junk(Reason::Aead),
-        Denial::Refused { stanza_line, reason } => {
+        Denial::Refused {
+            stanza_line,
+            reason,
+        } => {
             let r = match reason {
                 Refusal::TooOld { .. } | Refusal::FromFuture { .. } => Reason::Window,
                 _ => Reason::Field,
@@ -211,7 +213,10 @@ mod tests {
         let no_hmac = format!("SOURCE ANY\nOPEN_PORTS tcp/22\nKEY_BASE64 {KEY}\n");
         let err = access(&no_hmac).map(|_| ()).unwrap_err().to_string();
         assert!(err.contains("no access stanza spad can run"), "{err}");
-        assert!(err.contains("access.conf:1: stanza refused: no HMAC_KEY_BASE64"), "{err}");
+        assert!(
+            err.contains("access.conf:1: stanza refused: no HMAC_KEY_BASE64"),
+            "{err}"
+        );
         let empty = access("# nothing\n").map(|_| ()).unwrap_err().to_string();
         assert!(empty.contains("no SOURCE line"), "{empty}");
     }

@@ -138,15 +138,23 @@ fn main() -> ExitCode {
             }
         };
     }
-    if let Some(Command::ImportFwknop { file }) = &cli.command {
-        return match std::fs::read_to_string(file) {
-            Ok(text) => {
-                let import = spad::import_fwknop::import(file, &text);
-                print!("{}", import.proposal);
+    if let Some(Command::ImportFwknop { file, fwknopd_conf }) = &cli.command {
+        let read = |path: &std::path::Path| {
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("{}: cannot read: {e}", path.display()))
+        };
+        let texts = read(file).and_then(|access| {
+            let daemon = fwknopd_conf.as_deref().map(read).transpose()?;
+            Ok((access, daemon))
+        });
+        return match texts {
+            Ok((access, daemon)) => {
+                let fwknopd = fwknopd_conf.as_deref().zip(daemon.as_deref());
+                let import = spad::import_fwknop::import(file, &access, fwknopd);
+                print!("{}", import.config);
                 for w in &import.warnings {
                     eprintln!("warning: {w}");
                 }
-                eprintln!("spad: {}", spad::import_fwknop::NOT_YET_RUNNABLE);
                 if import.carried == 0 {
                     eprintln!(
                         "spad: no stanza of {} carries over (see the warnings above)",
@@ -157,7 +165,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("spad: {}: cannot read: {e}", file.display());
+                eprintln!("spad: {e}");
                 ExitCode::FAILURE
             }
         };

@@ -1,6 +1,5 @@
-//! `spad import-fwknop FILE` as a user runs it: the proposal on stdout,
-//! every warning and the "not runnable yet" notice on stderr, and the exit
-//! status.
+//! `spad import-fwknop FILE` as a user runs it: the config on stdout,
+//! every warning on stderr, and the exit status.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -22,7 +21,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 #[test]
-fn prints_the_proposal_and_says_it_is_not_runnable_yet() {
+fn prints_the_config_and_names_what_does_not_carry() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("access.conf");
     std::fs::write(
@@ -36,7 +35,14 @@ fn prints_the_proposal_and_says_it_is_not_runnable_yet() {
     let out = run(&file);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("# open = [\"tcp/22\"]"), "{stdout}");
+    assert!(
+        stdout.contains("[doors.fwknop-tcp-22]\nopen = [\"tcp/22\"]\nfwknop = true\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("access_conf = \"{}\"", file.display())),
+        "{stdout}"
+    );
     assert!(!stdout.contains("tcp/80"), "{stdout}");
     assert!(!stdout.contains(&KEY[..12]) && !stderr.contains(&KEY[..12]));
     assert!(
@@ -44,10 +50,6 @@ fn prints_the_proposal_and_says_it_is_not_runnable_yet() {
             "{}:5: stanza refused: no HMAC_KEY_BASE64",
             file.display()
         )),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("spad has no fwknop door kind yet"),
         "{stderr}"
     );
 }
