@@ -65,7 +65,7 @@ impl FwknopAccess {
         let path = settings.access_conf.as_path();
         crate::trust::check_config_file(path)?;
         let text = spa_keys::read_secret_file(path)?;
-        Ok(Self::from_text(path, &text, settings)?)
+        Self::from_text(path, &text, settings)
     }
 
     /// Builds from the file's text (`path` names it in notes).
@@ -211,13 +211,13 @@ mod tests {
     #[test]
     fn a_file_without_a_runnable_stanza_is_refused_with_the_reason() {
         let no_hmac = format!("SOURCE ANY\nOPEN_PORTS tcp/22\nKEY_BASE64 {KEY}\n");
-        let err = access(&no_hmac).map(|_| ()).unwrap_err().to_string();
+        let err = access(&no_hmac).map_or_else(|e| e.to_string(), |_| String::new());
         assert!(err.contains("no access stanza spad can run"), "{err}");
         assert!(
             err.contains("access.conf:1: stanza refused: no HMAC_KEY_BASE64"),
             "{err}"
         );
-        let empty = access("# nothing\n").map(|_| ()).unwrap_err().to_string();
+        let empty = access("# nothing\n").map_or_else(|e| e.to_string(), |_| String::new());
         assert!(empty.contains("no SOURCE line"), "{empty}");
     }
 

@@ -257,7 +257,7 @@ mod tests {
         let imported = import(
             Path::new("/etc/fwknop/access.conf"),
             &access(),
-            Some((Path::new("/etc/fwknop/fwknopd.conf"), &daemon)),
+            Some((Path::new("/etc/fwknop/fwknopd.conf"), daemon)),
         );
         assert!(imported
             .config
