@@ -27,6 +27,9 @@ pub struct FwknopGrant {
     pub username: String,
     /// Record this in the durable replay log; refuse if already there.
     pub replay_key: [u8; 32],
+    /// The client's clock when it made the packet, Unix seconds (a server
+    /// that lost its replay log refuses packets made before it restarted).
+    pub timestamp: u64,
 }
 
 /// Why a packet opened nothing.
@@ -135,5 +138,6 @@ fn grant(
         open_secs: asked.min(stanza.max_timeout_secs),
         username: request.username,
         replay_key: request.replay_key,
+        timestamp: request.timestamp,
     })
 }

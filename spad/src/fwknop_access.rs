@@ -55,7 +55,7 @@ pub struct FwknopRefusal {
     /// spad's counter (and fail2ban's `reason=`): junk is `length`, `aead`
     /// or `hint` like spa/1 junk; an authentic packet gets the rule it broke.
     pub reason: Reason,
-    /// For an authentic packet: the stanza's line and what was wrong.
+    /// For an authentic packet: what was wrong (and the stanza's line).
     pub detail: Option<String>,
 }
 
@@ -136,6 +136,7 @@ impl FwknopAccess {
         match admit(payload, &self.stanzas, src, now_secs, self.max_age_secs) {
             Ok(g) => Ok(PortGrant {
                 digest: g.replay_key,
+                timestamp_ms: g.timestamp.saturating_mul(1000),
                 // A copy is refused by its age check after now + 2 × max
                 // age (its timestamp is at most max age ahead of now).
                 replay_until_ms: wall_ms.saturating_add(self.max_age_secs.saturating_mul(2000)),
@@ -155,12 +156,9 @@ fn refusal(denial: &Denial) -> FwknopRefusal {
         reason,
         detail: None,
     };
-    let authentic = |reason, line: Option<usize>| FwknopRefusal {
+    let authentic = |reason| FwknopRefusal {
         reason,
-        detail: Some(match line {
-            Some(line) => format!("fwknop stanza at line {line}: {denial}"),
-            None => format!("fwknop: {denial}"),
-        }),
+        detail: Some(format!("fwknop: {denial}")),
     };
     match denial {
         Denial::NoStanzaForSource(_) => junk(Reason::Hint),
@@ -168,23 +166,14 @@ fn refusal(denial: &Denial) -> FwknopRefusal {
             junk(Reason::Length)
         }
         Denial::NotAuthentic(_) => junk(Reason::Aead),
-        Denial::Refused {
-            stanza_line,
-            reason,
-        } => {
-            let r = match reason {
-                Refusal::TooOld { .. } | Refusal::FromFuture { .. } => Reason::Window,
-                _ => Reason::Field,
-            };
-            authentic(r, Some(*stanza_line))
-        }
-        Denial::Expired(line) => authentic(Reason::Door, Some(*line)),
-        Denial::NatNotSupported => authentic(Reason::Field, None),
-        Denial::AddressNotSource { .. } | Denial::UnnamedAddress => {
-            authentic(Reason::Address, None)
-        }
-        Denial::PortNotAllowed(_) | Denial::WrongUser(_) => authentic(Reason::Door, None),
-        _ => authentic(Reason::Field, None),
+        Denial::Refused { reason, .. } => authentic(match reason {
+            Refusal::TooOld { .. } | Refusal::FromFuture { .. } => Reason::Window,
+            _ => Reason::Field,
+        }),
+        Denial::Expired(_) => authentic(Reason::Door),
+        Denial::AddressNotSource { .. } | Denial::UnnamedAddress => authentic(Reason::Address),
+        Denial::PortNotAllowed(_) | Denial::WrongUser(_) => authentic(Reason::Door),
+        _ => authentic(Reason::Field),
     }
 }
 

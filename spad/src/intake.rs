@@ -82,6 +82,12 @@ pub fn capture_loop(mut capture: Capture, shared: Arc<Shared>, tx: Sender<Event>
         if let Some(fwknop) = fwknop_for(&shared, &packet) {
             let now = clock::now();
             match fwknop.decide(packet.payload, packet.src, now.wall_ms) {
+                Ok(grant) if made_before_history(&shared, &fwknop, grant.timestamp_ms) => {
+                    let detail = "fwknop: packet made before spad's replay history begins (its journal was lost)";
+                    if !refused(&shared, &tx, packet.src, Reason::Replay, Some(detail), now) {
+                        return;
+                    }
+                }
                 Ok(grant) => {
                     if tx.send(Event::PortGrant(Box::new(grant))).is_err() {
                         return;
@@ -135,6 +141,17 @@ fn fwknop_for(shared: &Shared, packet: &Captured<'_>) -> Option<Arc<FwknopAccess
     };
     let fwknop = shared.fwknop.read().unwrap_or_else(|e| e.into_inner());
     fwknop.as_ref().filter(|f| f.port == dst_port).cloned()
+}
+
+/// §3 step 9's start rule for fwknop packets: when spad's replay history is
+/// unknown (its journal was lost), a packet made before it restarted may be
+/// a replay, whatever protocol sealed it. fwknop's clocks may be `max_age`
+/// off rather than `skew`, so its packets wait that much longer.
+fn made_before_history(shared: &Shared, fwknop: &FwknopAccess, timestamp_ms: u64) -> bool {
+    let v = shared.verifier.lock().unwrap_or_else(|e| e.into_inner());
+    let refuse_until = v.replay().refuse_until_ms();
+    refuse_until > 0
+        && timestamp_ms <= refuse_until.saturating_add(fwknop.max_age_secs.saturating_mul(1000))
 }
 
 /// Counts a refused datagram and logs it per source (an authentic one with

@@ -19,6 +19,8 @@ pub const DIGEST_CAP: usize = 16_384;
 pub struct PortGrant {
     /// The packet's replay identity (SHA-256 of its bytes).
     pub digest: [u8; 32],
+    /// When the client made the packet (wall ms, its clock).
+    pub timestamp_ms: u64,
     /// Wall-clock time after which a replay of the packet fails its own age
     /// check anyway, so the digest need not be kept (ms since the epoch).
     pub replay_until_ms: u64,

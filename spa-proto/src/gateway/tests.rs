@@ -878,6 +878,7 @@ fn port_gateway(doors: Vec<DoorRules>) -> Gateway {
 fn port_grant(ports: &[(Transport, u16)], digest: u8, seconds: u32) -> PortGrant {
     PortGrant {
         digest: [digest; 32],
+        timestamp_ms: T0,
         replay_until_ms: T0 + 240_000,
         addr: A,
         user: "fwknop:3:alice".into(),
