@@ -131,6 +131,7 @@ fn firewall_settings(config: &Config) -> FirewallSettings {
         table: config.nft_table.clone(),
         spa_port: config.port,
         stealth: config.stealth,
+        other_udp_ports: config.fwknop.iter().map(|f| f.port).collect(),
         netns: None,
     }
 }

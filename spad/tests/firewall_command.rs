@@ -22,6 +22,7 @@ fn settings(ns: &Netns) -> FirewallSettings {
         spa_port: 62210,
         stealth: false,
         netns: Some(ns.name.clone()),
+        other_udp_ports: Vec::new(),
     }
 }
 

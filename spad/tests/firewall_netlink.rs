@@ -30,6 +30,7 @@ fn local_settings() -> FirewallSettings {
         table: "spad".into(),
         spa_port: 62210,
         stealth: false,
+        other_udp_ports: Vec::new(),
         netns: None,
     }
 }

@@ -18,6 +18,7 @@ fn settings(lab: &Lab, stealth: bool) -> FirewallSettings {
         spa_port: 62210,
         stealth,
         netns: Some(lab.server.name.clone()),
+        other_udp_ports: Vec::new(),
     }
 }
 

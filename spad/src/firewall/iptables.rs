@@ -70,7 +70,7 @@ pub(crate) fn restore_input(
     chain: &str,
     doors: &[&DoorSpec],
     open: &[(&str, IpAddr)],
-    stealth_port: Option<u16>,
+    stealth_ports: &[u16],
 ) -> String {
     let mut lines = vec!["*filter".to_owned(), format!(":{chain} - [0:0]")];
     for (door, ip) in open {
@@ -97,7 +97,7 @@ pub(crate) fn restore_input(
             port.proto, port.port
         ));
     }
-    if let Some(port) = stealth_port {
+    for port in stealth_ports {
         lines.push(format!("-A {chain} -p udp --dport {port} -j DROP"));
     }
     lines.push("COMMIT".to_owned());
@@ -191,7 +191,7 @@ impl Iptables {
         runner: &Runner,
         doors: &[&DoorSpec],
         open: &[(&str, IpAddr)],
-        stealth_port: Option<u16>,
+        stealth_ports: &[u16],
     ) -> Result<(), FirewallError> {
         for family in [IpFamily::V4, IpFamily::V6] {
             let open_here: Vec<(&str, IpAddr)> = open
@@ -199,7 +199,7 @@ impl Iptables {
                 .copied()
                 .filter(|(_, ip)| IpFamily::of(*ip) == family)
                 .collect();
-            let input = restore_input(&self.chain, doors, &open_here, stealth_port);
+            let input = restore_input(&self.chain, doors, &open_here, stealth_ports);
             let argv = [restore_program(family), "-w", "--noflush"].map(str::to_owned);
             runner.run_ok(&argv, Some(&input), IPTABLES_TIMEOUT)?;
             let jump = ["-j".to_owned(), self.chain.clone()];
@@ -216,13 +216,13 @@ impl Iptables {
         runner: &Runner,
         doors: &[&DoorSpec],
         open: &[(&str, IpAddr)],
-        stealth_port: Option<u16>,
+        stealth_ports: &[u16],
     ) -> Result<bool, FirewallError> {
         let words = |text: String| text.split(' ').map(str::to_owned).collect::<Vec<_>>();
         for family in [IpFamily::V4, IpFamily::V6] {
             let mut expected: Vec<(&str, Vec<String>)> =
                 vec![("INPUT", vec!["-j".to_owned(), self.chain.clone()])];
-            for line in restore_input(&self.chain, doors, &[], stealth_port).lines() {
+            for line in restore_input(&self.chain, doors, &[], stealth_ports).lines() {
                 if let Some(rule) = line.strip_prefix(&format!("-A {} ", self.chain)) {
                     expected.push((&self.chain, words(rule.to_owned())));
                 }
@@ -303,7 +303,7 @@ mod tests {
             "SPAD",
             &[&ssh],
             &[("ssh", "192.0.2.9".parse().unwrap())],
-            Some(62210),
+            &[62210],
         );
         assert_eq!(
             input,

@@ -97,6 +97,19 @@ pub struct Firewall {
 }
 
 impl Firewall {
+    /// The UDP ports the stealth rule drops in a backend that carries it
+    /// (`on`): the SPA port and the other sniffed ones (fwknop's).
+    fn stealth_ports(&self, on: bool) -> Vec<u16> {
+        if !on {
+            return Vec::new();
+        }
+        let mut ports = vec![self.settings.spa_port];
+        ports.extend(&self.settings.other_udp_ports);
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
     /// Checks the doors, then sets up every backend they use, replacing
     /// whatever spad's table/chain held before (no door is open after it),
     /// and removes spad's table/chain from backends no door uses any more.
@@ -158,7 +171,7 @@ impl Firewall {
             self.plan.nft = true;
             let ops = nftables::setup_ops(
                 &doors_of(doors, is_nft),
-                plan.stealth_in_nft.then_some(self.settings.spa_port),
+                &self.stealth_ports(plan.stealth_in_nft),
             );
             self.nft(&ops)?;
         }
@@ -168,7 +181,7 @@ impl Firewall {
                 &self.runner,
                 &doors_of(doors, is_iptables),
                 &[],
-                plan.stealth_in_iptables.then_some(self.settings.spa_port),
+                &self.stealth_ports(plan.stealth_in_iptables),
             )?;
         }
         self.plan = plan;
@@ -465,11 +478,10 @@ impl Firewall {
     /// chain with the drop rules, the accepts of the doors it opened, and
     /// the jump from INPUT (both families). What is missing is logged.
     pub fn check_intact(&mut self) -> Result<bool, FirewallError> {
-        let stealth = self.settings.spa_port;
         if self.plan.nft {
             let nft_doors = doors_of(&self.door_list, is_nft);
             let expected_rules =
-                nftables::chain_rules(&nft_doors, self.plan.stealth_in_nft.then_some(stealth))
+                nftables::chain_rules(&nft_doors, &self.stealth_ports(self.plan.stealth_in_nft))
                     .len();
             let state = self.nft.table_state(&self.settings.table)?;
             let missing_set = nft_doors.iter().find_map(|door| {
@@ -502,7 +514,7 @@ impl Firewall {
                 &self.runner,
                 &ipt_doors,
                 &open,
-                self.plan.stealth_in_iptables.then_some(stealth),
+                &self.stealth_ports(self.plan.stealth_in_iptables),
             )?;
             if !intact {
                 tracing::warn!("spad's iptables chain or its jump is not as spad set it up");
@@ -525,11 +537,10 @@ impl Firewall {
         &mut self,
         open: &[(&str, IpAddr, u32)],
     ) -> Result<Vec<Result<(), FirewallError>>, FirewallError> {
-        let stealth = self.settings.spa_port;
         if self.plan.nft {
             let ops = nftables::setup_ops(
                 &doors_of(&self.door_list, is_nft),
-                self.plan.stealth_in_nft.then_some(stealth),
+                &self.stealth_ports(self.plan.stealth_in_nft),
             );
             self.nft(&ops)?;
         }
@@ -549,7 +560,7 @@ impl Firewall {
                 &self.runner,
                 &ipt_doors.iter().collect::<Vec<_>>(),
                 &ipt_open,
-                self.plan.stealth_in_iptables.then_some(stealth),
+                &self.stealth_ports(self.plan.stealth_in_iptables),
             )?;
             for (door, ip) in ipt_open {
                 self.timer_open
@@ -615,10 +626,10 @@ impl Firewall {
         self.timer_open
             .retain(|name, _| old_doors.get(name).is_some_and(&same_backend));
 
-        let stealth_nft = new_plan.stealth_in_nft.then_some(self.settings.spa_port);
+        let stealth_nft = self.stealth_ports(new_plan.stealth_in_nft);
         let nft_doors = doors_of(doors, is_nft);
         let nft_result = match (self.plan.nft, new_plan.nft) {
-            (false, true) => self.nft(&nftables::setup_ops(&nft_doors, stealth_nft)),
+            (false, true) => self.nft(&nftables::setup_ops(&nft_doors, &stealth_nft)),
             (true, true) => {
                 let old_names: Vec<&str> = old_doors
                     .values()
@@ -628,7 +639,7 @@ impl Firewall {
                 self.nft(&nftables::reconfigure_ops(
                     &old_names,
                     &nft_doors,
-                    stealth_nft,
+                    &stealth_nft,
                 ))
             }
             (true, false) => self.nft(&nftables::teardown_ops()),
@@ -649,9 +660,7 @@ impl Firewall {
                 &self.runner,
                 &doors_of(doors, is_iptables),
                 &open,
-                new_plan
-                    .stealth_in_iptables
-                    .then_some(self.settings.spa_port),
+                &self.stealth_ports(new_plan.stealth_in_iptables),
             )
         } else if self.plan.iptables {
             self.iptables.teardown(&self.runner)

@@ -159,9 +159,9 @@ impl fmt::Display for Rule {
 }
 
 /// The rules of spad's input chain, in order.
-pub(crate) fn chain_rules(doors: &[&DoorSpec], stealth_port: Option<u16>) -> Vec<Rule> {
+pub(crate) fn chain_rules(doors: &[&DoorSpec], stealth_ports: &[u16]) -> Vec<Rule> {
     let mut rules = Vec::new();
-    if let Some(port) = stealth_port {
+    for &port in stealth_ports {
         rules.push(Rule::StealthDrop(port));
     }
     if !doors.is_empty() {
@@ -266,13 +266,13 @@ fn chain_body() -> String {
 }
 
 /// Replaces spad's table with a fresh one (no door open), atomically.
-pub(crate) fn setup_ops(doors: &[&DoorSpec], stealth_port: Option<u16>) -> Vec<NftOp> {
+pub(crate) fn setup_ops(doors: &[&DoorSpec], stealth_ports: &[u16]) -> Vec<NftOp> {
     // `add` first so `delete` cannot fail when the table does not exist yet.
     let mut ops = vec![NftOp::AddTable, NftOp::DeleteTable, NftOp::AddTable];
     add_door_sets(&mut ops, doors);
     ops.push(NftOp::AddChain);
     ops.extend(
-        chain_rules(doors, stealth_port)
+        chain_rules(doors, stealth_ports)
             .into_iter()
             .map(NftOp::AddRule),
     );
@@ -285,7 +285,7 @@ pub(crate) fn setup_ops(doors: &[&DoorSpec], stealth_port: Option<u16>) -> Vec<N
 pub(crate) fn reconfigure_ops(
     old_doors: &[&str],
     doors: &[&DoorSpec],
-    stealth_port: Option<u16>,
+    stealth_ports: &[u16],
 ) -> Vec<NftOp> {
     let mut ops = vec![NftOp::AddTable, NftOp::AddChain, NftOp::FlushChain];
     for old in old_doors {
@@ -304,7 +304,7 @@ pub(crate) fn reconfigure_ops(
     }
     add_door_sets(&mut ops, doors);
     ops.extend(
-        chain_rules(doors, stealth_port)
+        chain_rules(doors, stealth_ports)
             .into_iter()
             .map(NftOp::AddRule),
     );
@@ -442,7 +442,7 @@ mod tests {
         let ssh = door("ssh", &["tcp/22"]);
         let multi = door("multi", &["tcp/80", "tcp/443", "udp/53", "tcp/22"]);
         assert_eq!(
-            chain_rules(&[&ssh, &multi], Some(62210))
+            chain_rules(&[&ssh, &multi], &[62210])
                 .iter()
                 .map(Rule::to_string)
                 .collect::<Vec<_>>(),
@@ -459,7 +459,13 @@ mod tests {
                 "udp dport 53 drop",
             ]
         );
-        assert_eq!(chain_rules(&[], None), Vec::<Rule>::new());
+        assert_eq!(chain_rules(&[], &[]), Vec::<Rule>::new());
+        // fwknop's port is as silent as the SPA port.
+        let silent: Vec<String> = chain_rules(&[], &[62201, 62210])
+            .iter()
+            .map(Rule::to_string)
+            .collect();
+        assert_eq!(silent, ["udp dport 62201 drop", "udp dport 62210 drop"]);
     }
 
     #[test]

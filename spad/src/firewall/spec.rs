@@ -122,6 +122,8 @@ pub struct FirewallSettings {
     /// Drop everything sent to `spa_port`, so the kernel answers no ICMP
     /// port-unreachable; the capture socket still sees the packets.
     pub stealth: bool,
+    /// More UDP ports spad sniffs (fwknop's): dropped like `spa_port`.
+    pub other_udp_ports: Vec<u16>,
     /// Run every firewall command inside this network namespace
     /// (`ip netns exec NS ...`); `None` for the namespace spad runs in.
     pub netns: Option<String>,
@@ -133,6 +135,7 @@ impl Default for FirewallSettings {
             table: "spad".to_owned(),
             spa_port: spa_proto::packet::DEFAULT_PORT,
             stealth: false,
+            other_udp_ports: Vec::new(),
             netns: None,
         }
     }
