@@ -98,19 +98,39 @@ impl Fwknop {
     }
 }
 
+/// fwknopd.conf as fwknopd and `spad import-fwknop` read it: the server's
+/// interface, and the packet age of this test.
+fn fwknopd_conf(lab: &Lab) -> Result<PathBuf> {
+    let conf = lab.dir.path().join("fwknopd.conf");
+    std::fs::write(
+        &conf,
+        format!("PCAP_INTF to-laptop;\nMAX_SPA_PACKET_AGE {MAX_AGE_SECS};\n"),
+    )
+    .map_err(io("writing fwknopd.conf"))?;
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o600))
+        .map_err(io("chmod fwknopd.conf"))?;
+    Ok(conf)
+}
+
+/// spad's config: the lab's paths plus what `spad import-fwknop ACCESS
+/// FWKNOPD_CONF` prints.
 fn spad_config(lab: &Lab, access: &Path) -> Result<PathBuf> {
     let out = Command::new(workspace_bin("spad")?)
         .arg("import-fwknop")
         .arg(access)
+        .arg(fwknopd_conf(lab)?)
         .output()
         .map_err(io("running spad import-fwknop"))?;
     if !out.status.success() {
         return Err(failed("spad import-fwknop", &out));
     }
-    let imported = String::from_utf8_lossy(&out.stdout).replace(
-        "max_age_secs = 120",
-        &format!("max_age_secs = {MAX_AGE_SECS}"),
-    );
+    let imported = String::from_utf8_lossy(&out.stdout);
+    if !imported.contains(&format!("max_age_secs = {MAX_AGE_SECS}\n")) {
+        return Err(failed(
+            "spad import-fwknop: MAX_SPA_PACKET_AGE not carried",
+            &out,
+        ));
+    }
     let dir = lab.dir.path();
     let config = format!(
         "server_id = \"gw1\"\nkeys_dir = \"{}\"\nstate_dir = \"{}\"\ncontrol_socket = \"{}\"\n\
@@ -298,5 +318,219 @@ fn spad_refuses_an_access_file_others_can_read() -> Result<()> {
     );
     let refused = Spad::start(&lab.server, &config);
     assert!(refused.is_err(), "spad started with a 0644 access file");
+    Ok(())
+}
+
+/// Real fwknopd in test mode (it decides, touches no firewall) sniffing the
+/// same interface and port as spad; killed on drop.
+struct Fwknopd {
+    child: spa_e2e::child::NsChild,
+    log: PathBuf,
+    seen: usize,
+}
+
+/// fwknopd's words for "would have opened" in test mode.
+const FWKNOPD_GRANTED: &str = "--test mode enabled, skipping firewall manipulation";
+
+impl Fwknopd {
+    fn start(lab: &Lab, access: &Path) -> Result<Fwknopd> {
+        let dir = lab.dir.path().join("fwknopd");
+        std::fs::create_dir_all(&dir).map_err(io("creating fwknopd's dir"))?;
+        let conf = fwknopd_conf(lab)?;
+        let log = dir.join("fwknopd.log");
+        let mut cmd = lab.server.command("sh");
+        cmd.arg("-c")
+            .arg("exec fwknopd -f -t -v -i to-laptop -c \"$1\" -a \"$2\" -d \"$3\" -p \"$4\" -r \"$5\" 2>\"$6\"")
+            .arg("fwknopd")
+            .arg(&conf)
+            .arg(access)
+            .arg(dir.join("digest.cache"))
+            .arg(dir.join("fwknopd.pid"))
+            .arg(&dir)
+            .arg(&log);
+        let child = spa_e2e::child::NsChild::spawn("fwknopd in the server namespace", cmd)?;
+        let mut d = Fwknopd {
+            child,
+            log,
+            seen: 0,
+        };
+        d.wait_quiet(Duration::from_secs(10), "Starting fwknopd main event loop")?;
+        Ok(d)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log past what was read holds `marker` and then stays
+    /// quiet for 300 ms; returns that part.
+    fn wait_quiet(&mut self, within: Duration, marker: &str) -> Result<String> {
+        let deadline = Instant::now() + within;
+        let mut text = self.log_text();
+        while !text[self.seen.min(text.len())..].contains(marker) {
+            if Instant::now() > deadline {
+                return Err(E2eError::Io {
+                    what: format!("waiting for fwknopd to say {marker:?}: {text}"),
+                    source: std::io::Error::from(std::io::ErrorKind::TimedOut),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            text = self.log_text();
+        }
+        loop {
+            std::thread::sleep(Duration::from_millis(300));
+            let later = self.log_text();
+            if later.len() == text.len() {
+                break;
+            }
+            text = later;
+        }
+        let fresh = text[self.seen.min(text.len())..].to_owned();
+        self.seen = text.len();
+        Ok(fresh)
+    }
+}
+
+impl Drop for Fwknopd {
+    fn drop(&mut self) {
+        let _ = self.child.kill9();
+    }
+}
+
+/// spad's counters: (granted, refused of every reason).
+fn spad_counts(socket: &Path) -> Result<(u64, u64)> {
+    let out = Command::new(workspace_bin("spad")?)
+        .args(["status", "--json", "--socket"])
+        .arg(socket)
+        .output()
+        .map_err(io("running spad status"))?;
+    if !out.status.success() {
+        return Err(failed("spad status --json", &out));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| failed(&format!("spad status --json: {e}"), &out))?;
+    let refused = v["refused"].as_object().map_or(0, |m| {
+        m.values().filter_map(serde_json::Value::as_u64).sum()
+    });
+    Ok((v["granted"].as_u64().unwrap_or(0), refused))
+}
+
+/// The same access.conf, run by real fwknopd and imported into spad, both
+/// sniffing the same interface: each packet from the real client is judged
+/// by both. They agree on every case but one, where spad is stricter by
+/// design (a packet naming another address than its sender's).
+#[test]
+#[ignore = "needs root"]
+fn fwknopd_and_spad_decide_the_same_packets_alike() -> Result<()> {
+    let lab = Lab::new()?;
+    let (key, hmac) = key_gen()?;
+    let (_, other_hmac) = key_gen()?;
+    let access = lab.dir.path().join("access.conf");
+    std::fs::write(
+        &access,
+        format!(
+            "SOURCE ANY\nOPEN_PORTS tcp/{SSH_PORT}\nKEY_BASE64 {key}\nHMAC_KEY_BASE64 {hmac}\n\
+             REQUIRE_SOURCE_ADDRESS Y\n"
+        ),
+    )
+    .map_err(io("writing access.conf"))?;
+    std::fs::set_permissions(&access, std::fs::Permissions::from_mode(0o600))
+        .map_err(io("chmod access.conf"))?;
+    let config = spad_config(&lab, &access)?;
+    let socket = lab.dir.path().join("control.sock");
+    let spad = Spad::start(&lab.server, &config)?;
+    let mut fwknopd = Fwknopd::start(&lab, &access)?;
+    std::thread::sleep(Duration::from_millis(MAX_AGE_SECS * 1000 + 1500));
+
+    let client = Fwknop {
+        key: key.clone(),
+        hmac: hmac.clone(),
+        scratch: lab.dir.path().to_path_buf(),
+    };
+    let wrong_hmac = Fwknop {
+        key,
+        hmac: other_hmac,
+        scratch: lab.dir.path().to_path_buf(),
+    };
+    let laptop = IpAddr::V4(LAPTOP_V4);
+    let unspecified = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+    // (case, who sends it, address named, extra client args, fwknopd grants, spad grants)
+    let cases: Vec<(&str, &Fwknop, IpAddr, Vec<&str>, bool, bool)> = vec![
+        ("valid", &client, laptop, vec![], true, true),
+        (
+            "another HMAC key",
+            &wrong_hmac,
+            laptop,
+            vec![],
+            false,
+            false,
+        ),
+        (
+            "too old",
+            &client,
+            laptop,
+            vec!["--time-offset-minus", "60s"],
+            false,
+            false,
+        ),
+        (
+            "port not in OPEN_PORTS",
+            &client,
+            laptop,
+            vec!["-A", "tcp/23"],
+            false,
+            false,
+        ),
+        (
+            "0.0.0.0 under REQUIRE_SOURCE_ADDRESS",
+            &client,
+            unspecified,
+            vec![],
+            false,
+            false,
+        ),
+        (
+            "a command message",
+            &client,
+            laptop,
+            vec!["--server-cmd", "true"],
+            false,
+            false,
+        ),
+        // fwknopd opens any address a packet names; spad only the sender's.
+        (
+            "another address",
+            &client,
+            IpAddr::V4(OTHER_V4),
+            vec![],
+            true,
+            false,
+        ),
+    ];
+    for (i, (name, who, addr, extra, fwknopd_grants, spad_grants)) in cases.into_iter().enumerate()
+    {
+        let before = spad_counts(&socket)?;
+        who.run(&lab, addr, &client.packet(&format!("case{i}")), &extra)?;
+        let words = fwknopd.wait_quiet(Duration::from_secs(10), "SPA Packet from IP")?;
+        assert_eq!(
+            words.contains(FWKNOPD_GRANTED),
+            fwknopd_grants,
+            "{name}: fwknopd said:\n{words}"
+        );
+        let start = Instant::now();
+        let after = loop {
+            let now = spad_counts(&socket)?;
+            if now != before || start.elapsed() > Duration::from_secs(3) {
+                break now;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(
+            (after.0 - before.0, after.1 - before.1),
+            if spad_grants { (1, 0) } else { (0, 1) },
+            "{name}: spad's counters went from {before:?} to {after:?}: {:#?}",
+            spad.log()
+        );
+    }
     Ok(())
 }
