@@ -115,6 +115,7 @@ fn scenario(backend: BackendKind, door_open: bool, fault: &str) {
         table: "spad".into(),
         spa_port: 62210,
         stealth: false,
+        other_udp_ports: Vec::new(),
         netns: Some(net.server.name().to_owned()),
     };
     let door = DoorSpec {
@@ -270,6 +271,7 @@ fn the_watch_stays_quiet_when_nothing_of_spads_changes() {
         table: "spad".into(),
         spa_port: 62210,
         stealth: true,
+        other_udp_ports: Vec::new(),
         netns: Some(net.server.name().to_owned()),
     };
     let door = DoorSpec {

@@ -415,6 +415,10 @@ fn spad_counts(socket: &Path) -> Result<(u64, u64)> {
     Ok((v["granted"].as_u64().unwrap_or(0), refused))
 }
 
+/// One packet to judge: (case, who sends it, address named, extra client
+/// args, fwknopd grants, spad grants).
+type Case<'a> = (&'a str, &'a Fwknop, IpAddr, Vec<&'a str>, bool, bool);
+
 /// The same access.conf, run by real fwknopd and imported into spad, both
 /// sniffing the same interface: each packet from the real client is judged
 /// by both. They agree on every case but one, where spad is stricter by
@@ -455,7 +459,7 @@ fn fwknopd_and_spad_decide_the_same_packets_alike() -> Result<()> {
     let laptop = IpAddr::V4(LAPTOP_V4);
     let unspecified = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
     // (case, who sends it, address named, extra client args, fwknopd grants, spad grants)
-    let cases: Vec<(&str, &Fwknop, IpAddr, Vec<&str>, bool, bool)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         ("valid", &client, laptop, vec![], true, true),
         (
             "another HMAC key",
