@@ -6,6 +6,7 @@
 //! deterministic and tested with a fake clock.
 #![deny(unsafe_code)]
 
+pub mod clock_skew;
 pub mod gateway;
 pub mod hint_table;
 pub mod journal;
@@ -18,6 +19,7 @@ pub mod packet;
 pub mod replay;
 pub mod verifier;
 
+pub use clock_skew::ClockSkew;
 pub use keyring::{KeyEntry, KeyIndex, Keyring};
 pub use keys::{DerivedKeys, KeyId, SecretBytes, ServerKey, UserSecret, KEY_LEN};
 pub use names::{DoorName, NameError, ServerId};

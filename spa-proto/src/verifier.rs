@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use crate::clock_skew::{ClockSkew, SkewDiagnosis};
 use crate::hint_table::HintTable;
 use crate::keyring::{KeyIndex, Keyring};
 use crate::names::DoorName;
@@ -37,11 +38,15 @@ pub enum Reason {
     /// Valid, but its records could not be made durable (a full disk, an
     /// I/O error): nothing opened. Never a verifier verdict; spad counts it.
     Storage,
+    /// A `Hint` drop that [`Verifier::diagnose_clock`] found sealed by a known
+    /// key whose clock is off by more than the skew. Never a verdict of
+    /// `verify` (PROTOCOL §3 says `hint`); spad counts it instead of `hint`.
+    Clock,
 }
 
 impl Reason {
     /// Every reason, in protocol order.
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 11] = [
         Reason::Length,
         Reason::Hint,
         Reason::Aead,
@@ -52,6 +57,7 @@ impl Reason {
         Reason::Door,
         Reason::Cap,
         Reason::Storage,
+        Reason::Clock,
     ];
 
     /// The reason's name as in PROTOCOL.md and the test vectors.
@@ -67,6 +73,7 @@ impl Reason {
             Reason::Door => "door",
             Reason::Cap => "cap",
             Reason::Storage => "storage",
+            Reason::Clock => "clock",
         }
     }
 }
@@ -132,6 +139,7 @@ pub struct Verifier {
     keyring: Keyring,
     hints: HintTable,
     replay: ReplayCache,
+    skewed: SkewDiagnosis,
 }
 
 impl Verifier {
@@ -139,11 +147,13 @@ impl Verifier {
     pub fn new(config: VerifierConfig, keyring: Keyring, replay: ReplayCache) -> Self {
         let now = replay.high_water_ms();
         let hints = HintTable::build(&keyring, now, config.skew_ms);
+        let skewed = SkewDiagnosis::build(&keyring, now, config.skew_ms);
         Verifier {
             config,
             keyring,
             hints,
             replay,
+            skewed,
         }
     }
 
@@ -154,6 +164,7 @@ impl Verifier {
         self.replay.set_skew(config.skew_ms);
         self.replay.set_cap(config.cap);
         self.hints = HintTable::build(&keyring, now, config.skew_ms);
+        self.skewed = SkewDiagnosis::build(&keyring, now, config.skew_ms);
         self.config = config;
         self.keyring = keyring;
     }
@@ -179,7 +190,19 @@ impl Verifier {
     pub fn tick(&mut self, wall_ms: u64) {
         let now = self.replay.advance(wall_ms);
         self.hints.refresh(&self.keyring, now, self.config.skew_ms);
+        self.skewed.refresh(&self.keyring, now, self.config.skew_ms);
         self.replay.purge(now);
+    }
+
+    /// For a datagram [`verify`](Self::verify) dropped as [`Reason::Hint`]:
+    /// whether a known key sealed it with a clock more than the skew off, and
+    /// by how much (see `clock_skew`). One hash lookup for junk; never grants,
+    /// never touches the replay cache (its clock is read, not advanced).
+    pub fn diagnose_clock(&mut self, datagram: &[u8], wall_ms: u64) -> Option<ClockSkew> {
+        let packet: &[u8; PACKET_LEN] = datagram.try_into().ok()?;
+        let now = self.replay.high_water_ms().max(wall_ms);
+        self.skewed
+            .diagnose(&self.keyring, packet, now, self.config.skew_ms)
     }
 
     /// Judges one datagram (PROTOCOL §3, in order).

@@ -18,7 +18,7 @@ use crate::capture::{Capture, CaptureError, Captured, Transport};
 use crate::clock;
 use crate::counters::Counters;
 use crate::fwknop_access::FwknopAccess;
-use crate::refusals::RefusalLog;
+use crate::refusals::{self, RefusalLog};
 
 /// Knock packets waiting for the main loop, at most.
 pub const KNOCK_QUEUE: usize = 1024;
@@ -115,9 +115,12 @@ pub fn capture_loop(mut capture: Capture, shared: Arc<Shared>, tx: Sender<Event>
             continue;
         }
         let now = clock::now();
-        let verdict = {
+        let (verdict, skewed) = {
             let mut v = shared.verifier.lock().unwrap_or_else(|e| e.into_inner());
-            v.verify(packet.payload, packet.src, now.wall_ms)
+            let verdict = v.verify(packet.payload, packet.src, now.wall_ms);
+            let hint = verdict == Verdict::Drop(Reason::Hint);
+            let skewed = hint.then(|| v.diagnose_clock(packet.payload, now.wall_ms));
+            (verdict, skewed.flatten())
         };
         match verdict {
             Verdict::Grant(g) => {
@@ -126,6 +129,16 @@ pub fn capture_loop(mut capture: Capture, shared: Arc<Shared>, tx: Sender<Event>
                 }
             }
             Verdict::Drop(reason) => {
+                if let Some(skew) = skewed {
+                    refusals::clock_refused(
+                        &shared.refusals,
+                        &shared.counters,
+                        packet.src,
+                        &skew,
+                        now,
+                    );
+                    continue;
+                }
                 if !refused(&shared, &tx, packet.src, reason, None, now) {
                     return;
                 }

@@ -119,3 +119,76 @@ fn junk_is_logged_per_source_with_priorities_and_fail2ban_picks_out_its_sender()
     );
     Ok(())
 }
+
+#[test]
+#[ignore = "needs root"]
+fn a_clock_two_minutes_off_is_logged_with_the_user_and_the_offset_and_not_banned() -> Result<()> {
+    use spa_e2e::craft::{now_ms, read_client_key, sealed_packet};
+    use spa_e2e::lab::{LAPTOP_V4, OTHER_V4};
+
+    let lab = Lab::new()?;
+    let alice = lab.issue_key("alice", &["ssh"])?;
+    let config = lab.config(Backend::Nftables, 1);
+    lab.prepare_backend(config.backend)?;
+    config.write(&lab.config_path())?;
+    let mut spad = Spad::start_with_env(
+        &lab.server,
+        &lab.config_path(),
+        &[("JOURNAL_STREAM", "8:1")],
+    )?;
+    std::thread::sleep(Duration::from_millis(1300)); // the fresh-start rule (skew 1 s)
+    let scratch = lab.dir.path();
+    let key = read_client_key(&alice)?;
+
+    // alice's laptop, its clock 2 min 10 s behind: sealed properly, twice.
+    for _ in 0..2 {
+        let behind = sealed_packet(&key, "ssh", LAPTOP_V4.into(), 0, now_ms() - 130_000)?;
+        udp_send(&lab.laptop, &behind, lab.spa_addr(), scratch)?;
+    }
+    spad.wait_for_log("the clock-behind line", Duration::from_secs(3), |l| {
+        l == "<4>not opened user=alice src=10.77.1.2 reason=clock: \
+              alice's clock is about 2 min 10 s behind"
+    })?;
+    // From the other host, 40 s ahead.
+    let ahead = sealed_packet(&key, "ssh", OTHER_V4.into(), 0, now_ms() + 40_000)?;
+    let spa_other = std::net::SocketAddr::new([10, 77, 2, 1].into(), lab.spa_addr().port());
+    udp_send(&lab.other, &ahead, spa_other, scratch)?;
+    spad.wait_for_log("the clock-ahead line", Duration::from_secs(3), |l| {
+        l == "<4>not opened user=alice src=10.77.2.2 reason=clock: \
+              alice's clock is about 40 s ahead"
+    })?;
+    assert!(
+        !lab.laptop_connects(SSH_PORT)?,
+        "a skewed packet opened ssh"
+    );
+
+    let log = spad.log();
+    assert_eq!(
+        log.iter().filter(|l| l.contains("reason=clock")).count(),
+        2,
+        "one line per (user, source) a minute: {log:#?}"
+    );
+    assert!(
+        !log.iter().any(|l| l.contains("reason=hint")),
+        "a key holder's skewed packet is not junk for fail2ban: {log:#?}"
+    );
+
+    // Counted in the status counters.
+    let socket = lab.state_dir().with_file_name("control.sock");
+    let out = Command::new(spa_e2e::bins::workspace_bin("spad")?)
+        .args(["status", "--prometheus", "--socket"])
+        .arg(&socket)
+        .output()
+        .map_err(io("running spad status"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("spad_refused_total{reason=\"clock\"} 3\n"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("spad_refused_total{reason=\"hint\"} 0\n"),
+        "{text}"
+    );
+    Ok(())
+}

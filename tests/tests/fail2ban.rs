@@ -16,6 +16,7 @@ Dec  1 11:40:00 gw1 spad[812]: refused src=198.51.100.7 reason=hint count=57
 Dec  1 11:41:00 gw1 spad[812]: refused src=198.51.100.7 reason=length count=3
 Dec  1 11:41:00 gw1 spad[812]: refused src=2001:db8::42 reason=aead count=1
 Dec  1 11:41:30 gw1 spad[812]: refused src=203.0.113.9 reason=window count=1
+Dec  1 11:41:31 gw1 spad[812]: not opened user=alice src=203.0.113.9 reason=clock: alice's clock is about 2 min 10 s behind
 Dec  1 11:41:31 gw1 spad[812]: door opened door=ssh addr=203.0.113.9 user=alice seconds=30
 Dec  1 11:41:32 gw1 sshd[900]: refused src=198.51.100.8 reason=hint count=1
 Dec  1 11:42:00 gw1 spad[812]: refused src=198.51.100.7 reason=hint count=2 extra
@@ -53,7 +54,7 @@ fn the_filter_bans_junk_sources_and_not_key_holders() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("Lines: 7 lines, 0 ignored, 3 matched, 4 missed"),
+        text.contains("Lines: 8 lines, 0 ignored, 3 matched, 5 missed"),
         "{text}"
     );
     let matched = text
@@ -68,7 +69,13 @@ fn the_filter_bans_junk_sources_and_not_key_holders() {
     ] {
         assert!(matched.contains(line), "{line} not matched:\n{text}");
     }
-    for line in ["reason=window", "door opened", "sshd[900]", "count=2 extra"] {
+    for line in [
+        "reason=window",
+        "reason=clock",
+        "door opened",
+        "sshd[900]",
+        "count=2 extra",
+    ] {
         assert!(!matched.contains(line), "{line} matched:\n{text}");
     }
 }
