@@ -132,6 +132,8 @@ struct RawConfig {
     capture_ring: bool,
     fwknop: Option<Spanned<RawFwknop>>,
     #[serde(default)]
+    metrics_listen: Option<Spanned<String>>,
+    #[serde(default)]
     doors: BTreeMap<Spanned<String>, RawDoor>,
 }
 
@@ -307,6 +309,8 @@ pub struct Config {
     pub capture_ring: bool,
     /// fwknop's clients, if served.
     pub fwknop: Option<FwknopSettings>,
+    /// Where the opt-in Prometheus listener serves `/metrics` (loopback only).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// The doors.
     pub doors: Vec<Door>,
 }
@@ -381,6 +385,12 @@ impl Config {
         if raw.replay_cap == 0 {
             return Err(src.error_at(None, "replay_cap must be at least 1"));
         }
+        let metrics_listen = (raw.metrics_listen.as_ref())
+            .map(|m| {
+                crate::metrics_http::parse_listen(m.get_ref())
+                    .map_err(|e| src.error_at(Some(m.span()), e))
+            })
+            .transpose()?;
         let mut doors = Vec::new();
         for (name, raw_door) in &raw.doors {
             doors.push(check_door(&src, name, raw_door, raw.backend)?);
@@ -400,6 +410,7 @@ impl Config {
             control_socket: raw.control_socket,
             capture_ring: raw.capture_ring,
             fwknop,
+            metrics_listen,
             doors,
         })
     }

@@ -298,6 +298,7 @@ impl Daemon {
         daemon.start_signals()?;
         daemon.start_firewall_watch()?;
         daemon.start_control()?;
+        daemon.start_metrics()?;
         let keys = daemon
             .shared
             .verifier
@@ -395,6 +396,26 @@ impl Daemon {
                 }
             })
             .map_err(|e| DaemonError::Runtime(format!("cannot start the firewall watch: {e}")))?;
+        Ok(())
+    }
+
+    /// The opt-in Prometheus listener (`metrics_listen`), answered like `spad status`.
+    fn start_metrics(&self) -> Result<(), DaemonError> {
+        let Some(addr) = self.config.metrics_listen else {
+            return Ok(());
+        };
+        let listener = match crate::metrics_http::MetricsListener::bind(addr) {
+            Ok(listener) => listener,
+            Err(e) => {
+                error!("no metrics listener on {addr}: {e}");
+                return Ok(());
+            }
+        };
+        let tx = self.sender.clone();
+        listener
+            .spawn(move |r| tx.send(Event::Control(r)).is_ok())
+            .map_err(|e| DaemonError::Runtime(format!("cannot start the metrics thread: {e}")))?;
+        info!("metrics on http://{addr}/metrics");
         Ok(())
     }
 
@@ -614,6 +635,10 @@ impl Daemon {
                 config.capture_ring != self.config.capture_ring,
                 "capture_ring",
             ),
+            (
+                config.metrics_listen != self.config.metrics_listen,
+                "metrics_listen",
+            ),
         ] {
             if changed {
                 warn!("{name} changed: it takes effect after a restart");
@@ -626,6 +651,7 @@ impl Daemon {
         config.nft_table = self.config.nft_table.clone();
         config.control_socket = self.config.control_socket.clone();
         config.capture_ring = self.config.capture_ring;
+        config.metrics_listen = self.config.metrics_listen;
         let keyring = load_keyring(&config)?;
         let fwknop = load_fwknop(&config)?;
         self.firewall.reconfigure(&config.door_specs())?;

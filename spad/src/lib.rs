@@ -21,6 +21,7 @@ pub mod intake;
 pub mod journal;
 pub mod local_addrs;
 pub mod log_format;
+pub mod metrics_http;
 pub mod one_time_file;
 pub mod refusals;
 pub mod rules;
