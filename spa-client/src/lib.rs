@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod clock_sync;
 pub mod enroll;
 pub mod keyfile;
 pub mod knock;
