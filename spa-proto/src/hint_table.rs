@@ -2,6 +2,8 @@
 //! window around `now` to (key, window), so a datagram finds its candidate
 //! keys in O(1) without any clear-text id. Rebuilt incrementally as windows pass.
 
+use std::collections::hash_map::Entry;
+
 use rustc_hash::FxHashMap;
 
 use crate::keyring::{KeyIndex, Keyring};
@@ -19,11 +21,29 @@ pub struct Candidate {
 /// Hint → candidates, for the windows `[lo, hi]`.
 #[derive(Debug, Clone, Default)]
 pub struct HintTable {
-    /// Hints are HMAC outputs, uniform even when an attacker chooses the
-    /// looked-up value, so a fast non-keyed hash is safe here.
-    map: FxHashMap<u64, Vec<Candidate>>,
+    /// Hint → one candidate, packed (key << 32 | window): 16 bytes a slot and
+    /// no allocation per entry. Hints are HMAC outputs, uniform even when an
+    /// attacker chooses the looked-up value, so a fast non-keyed hash is safe here.
+    map: FxHashMap<u64, u64>,
+    /// Further candidates of a hint already in `map` (two (key, window) pairs
+    /// with one 64-bit hint: a forced collision, or about never by chance).
+    more: FxHashMap<u64, Vec<Candidate>>,
     /// The windows held, inclusive; `None` when empty.
     range: Option<(u64, u64)>,
+}
+
+/// A candidate in one `u64`; `None` for a window past 2³² (year ~6000): no hint.
+fn pack(c: Candidate) -> Option<u64> {
+    u32::try_from(c.window)
+        .ok()
+        .map(|w| (u64::from(c.key) << 32) | u64::from(w))
+}
+
+fn unpack(v: u64) -> Candidate {
+    Candidate {
+        key: (v >> 32) as KeyIndex,
+        window: v & 0xffff_ffff,
+    }
 }
 
 /// The windows that overlap `[now - skew, now + skew]`.
@@ -64,6 +84,7 @@ impl HintTable {
             }
             _ => {
                 self.map.clear();
+                self.more.clear();
                 for w in lo..=hi {
                     self.add_window(keyring, w);
                 }
@@ -72,16 +93,20 @@ impl HintTable {
         self.range = Some((lo, hi));
     }
 
-    /// The candidates whose hint equals `hint` (empty when none).
-    pub fn lookup(&self, hint: &[u8; 8]) -> &[Candidate] {
-        self.map
-            .get(&u64::from_be_bytes(*hint))
-            .map_or(&[], Vec::as_slice)
+    /// The candidates whose hint equals `hint` (none for junk: one hash lookup).
+    pub fn lookup(&self, hint: &[u8; 8]) -> impl Iterator<Item = Candidate> + '_ {
+        let h = u64::from_be_bytes(*hint);
+        let first = self.map.get(&h).copied().map(unpack);
+        let more = match first {
+            Some(_) if !self.more.is_empty() => self.more.get(&h).map_or(&[][..], Vec::as_slice),
+            _ => &[],
+        };
+        first.into_iter().chain(more.iter().copied())
     }
 
     /// Number of (key, window) entries held.
     pub fn len(&self) -> usize {
-        self.map.values().map(Vec::len).sum()
+        self.map.len() + self.more.values().map(Vec::len).sum::<usize>()
     }
 
     /// Whether the table holds nothing.
@@ -91,25 +116,35 @@ impl HintTable {
 
     fn add_window(&mut self, keyring: &Keyring, window: u64) {
         for (key, loaded) in keyring.iter() {
-            if loaded.entry.enabled {
+            let c = Candidate { key, window };
+            if let (true, Some(packed)) = (loaded.entry.enabled, pack(c)) {
                 let h = u64::from_be_bytes(hint_with(&loaded.hint_mac, window));
-                self.map
-                    .entry(h)
-                    .or_default()
-                    .push(Candidate { key, window });
+                match self.map.entry(h) {
+                    Entry::Vacant(e) => {
+                        e.insert(packed);
+                    }
+                    Entry::Occupied(_) => self.more.entry(h).or_default().push(c),
+                }
             }
         }
     }
 
     fn remove_window(&mut self, keyring: &Keyring, window: u64) {
         for (key, loaded) in keyring.iter() {
-            if loaded.entry.enabled {
+            let c = Candidate { key, window };
+            if let (true, Some(packed)) = (loaded.entry.enabled, pack(c)) {
                 let h = u64::from_be_bytes(hint_with(&loaded.hint_mac, window));
-                if let Some(list) = self.map.get_mut(&h) {
-                    list.retain(|c| !(c.key == key && c.window == window));
-                    if list.is_empty() {
-                        self.map.remove(&h);
+                if self.map.get(&h) == Some(&packed) {
+                    self.map.remove(&h);
+                    // Promote a further candidate of the same hint, if any.
+                    if let Some(next) = self.more.get_mut(&h).and_then(Vec::pop).and_then(pack) {
+                        self.map.insert(h, next);
                     }
+                } else if let Some(list) = self.more.get_mut(&h) {
+                    list.retain(|x| *x != c);
+                }
+                if self.more.get(&h).is_some_and(Vec::is_empty) {
+                    self.more.remove(&h);
                 }
             }
         }
@@ -145,11 +180,11 @@ mod tests {
             assert_eq!(table.len(), 3 * (hi - lo + 1) as usize);
             for (i, k) in keyring.iter() {
                 for w in lo..=hi {
-                    let found = table.lookup(&hint(&k.derived, w));
-                    assert!(found.contains(&Candidate { key: i, window: w }));
+                    let found: Vec<_> = table.lookup(&hint(&k.derived, w)).collect();
+                    assert_eq!(found, [Candidate { key: i, window: w }]);
                 }
-                assert!(table.lookup(&hint(&k.derived, lo - 1)).is_empty());
-                assert!(table.lookup(&hint(&k.derived, hi + 1)).is_empty());
+                assert_eq!(table.lookup(&hint(&k.derived, lo - 1)).count(), 0);
+                assert_eq!(table.lookup(&hint(&k.derived, hi + 1)).count(), 0);
             }
             now += WINDOW_MS / 2 + 1;
             table.refresh(&keyring, now, skew);
@@ -188,7 +223,29 @@ mod tests {
             .get(0)
             .map(|k| k.derived.clone())
             .unwrap_or_else(|| unreachable!());
-        let found = table.lookup(&hint(&k, window_of(now)));
-        assert_eq!(found.len(), 2);
+        let found: Vec<_> = table.lookup(&hint(&k, window_of(now))).collect();
+        assert_eq!(
+            found,
+            [
+                Candidate {
+                    key: 0,
+                    window: window_of(now)
+                },
+                Candidate {
+                    key: 1,
+                    window: window_of(now)
+                }
+            ]
+        );
+        // Both stay found, then both go, as windows pass.
+        let mut table = table;
+        for step in 1..=4u64 {
+            let later = now + step * crate::packet::WINDOW_MS;
+            table.refresh(&keyring, later, 30_000);
+            let w = window_of(later);
+            assert_eq!(table.lookup(&hint(&k, w)).count(), 2, "step {step}");
+            assert_eq!(table.len(), 2 * 3, "step {step}");
+        }
+        assert_eq!(table.lookup(&hint(&k, window_of(now))).count(), 0);
     }
 }

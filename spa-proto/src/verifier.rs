@@ -241,7 +241,7 @@ impl Verifier {
                 continue;
             }
             if let Some(body) = open_with_ring(&k.aead, packet) {
-                opened = Some((*c, body));
+                opened = Some((c, body));
                 break;
             }
         }
