@@ -1,8 +1,9 @@
 //! spa-bench: the flood and latency benchmark harness (root only). It builds
-//! two network namespaces joined by a veth pair, runs spad, fwknopd and
-//! knockd in turn against the real firewall in the server namespace, drives
-//! them from the client namespace with its own bounded sender, and reports
-//! one table: scenario, spad, fwknopd, ratio, knockd.
+//! two network namespaces joined by a veth pair, runs spad, fwknopd, spad
+//! serving fwknop packets, and knockd in turn against the real firewall in
+//! the server namespace, drives them from the client namespace with its own
+//! bounded sender, and reports one table: scenario, spad, fwknopd, ratio,
+//! spad on fwknop packets, its ratio, knockd.
 //!
 //! It never touches the host's own network or firewall: every address, rule
 //! and process lives in namespaces named `spa-bench-<pid>-<n>-<role>`

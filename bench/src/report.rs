@@ -1,6 +1,7 @@
 //! Turns the measurements into one table — scenario, spad, fwknopd, ratio,
-//! knockd — and writes it, with the machine and the date, into the generated
-//! block of docs/performance.md (the prose around the block is kept).
+//! spad serving fwknop packets, its ratio to fwknopd, knockd — and writes it,
+//! with the machine and the date, into the generated block of
+//! docs/performance.md (the prose around the block is kept).
 
 use std::path::Path;
 use std::time::Duration;
@@ -45,7 +46,8 @@ fn dash() -> Cell {
 struct Row {
     scenario: String,
     better: Better,
-    cells: [Cell; 3],
+    /// One per daemon, in [`KINDS`] order.
+    cells: [Cell; 4],
 }
 
 fn ms_cell(d: Option<Duration>) -> Cell {
@@ -67,7 +69,8 @@ fn find(reports: &[TargetReport], kind: Kind) -> Option<&TargetReport> {
     reports.iter().find(|r| r.kind == kind)
 }
 
-const KINDS: [Kind; 3] = [Kind::Spad, Kind::Fwknopd, Kind::Knockd];
+/// The table's daemon columns, in [`render`]'s order.
+const KINDS: [Kind; 4] = [Kind::Spad, Kind::Fwknopd, Kind::SpadFwknop, Kind::Knockd];
 
 fn row(
     reports: &[TargetReport],
@@ -302,11 +305,13 @@ pub fn table(reports: &[TargetReport], settings: &Settings) -> String {
     render(&rows)
 }
 
-fn ratio(row: &Row) -> String {
-    let (Some(s), Some(f)) = (row.cells[0].value, row.cells[1].value) else {
+/// How many times better `ours` is than fwknopd's `theirs`: fwknopd ÷ ours
+/// for times and costs, ours ÷ fwknopd for rates and knocks opened.
+fn ratio(better: Better, ours: Option<f64>, theirs: Option<f64>) -> String {
+    let (Some(s), Some(f)) = (ours, theirs) else {
         return "—".to_owned();
     };
-    let r = match row.better {
+    let r = match better {
         Better::Lower if s > 0.0 => f / s,
         Better::Higher if f > 0.0 => s / f,
         Better::Higher if s > 0.0 => return "∞".to_owned(),
@@ -321,17 +326,22 @@ fn ratio(row: &Row) -> String {
     }
 }
 
+/// The table's header row and rule.
+pub const HEADER: &str = "| scenario | spad | fwknopd | ratio | spad, fwknop packets | ratio, fwknop packets | knockd |\n|---|---|---|---|---|---|---|\n";
+
 fn render(rows: &[Row]) -> String {
-    let mut out =
-        String::from("| scenario | spad | fwknopd | ratio | knockd |\n|---|---|---|---|---|\n");
+    let mut out = String::from(HEADER);
     for r in rows {
+        let [spad, fwknopd, spad_fwknop, knockd] = &r.cells;
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             r.scenario,
-            r.cells[0].text,
-            r.cells[1].text,
-            ratio(r),
-            r.cells[2].text
+            spad.text,
+            fwknopd.text,
+            ratio(r.better, spad.value, fwknopd.value),
+            spad_fwknop.text,
+            ratio(r.better, spad_fwknop.value, fwknopd.value),
+            knockd.text
         ));
     }
     out
@@ -383,7 +393,7 @@ pub fn now_utc() -> String {
 pub fn block(reports: &[TargetReport], settings: &Settings, command: &str) -> String {
     let errs = errors(reports);
     format!(
-        "{BEGIN}\n\nMeasured {} on {}.\nCommand: `{command}`.\nSettings: {} knocks; flood rates {}; {} legitimate knocks per rate (lost = no connect within {} s); grants: {} addresses for spad, {} for fwknopd, sent at {}/s, {} s doors; idle watched {} s.\n\n{}\n{}{END}\n",
+        "{BEGIN}\n\nMeasured {} on {}.\nCommand: `{command}`.\nSettings: {} knocks; flood rates {}; {} legitimate knocks per rate (lost = no connect within {} s); grants: {} addresses for spad, {} for fwknopd and spad-fwknop, sent at {}/s, {} s doors; idle watched {} s.\n\n{}\n{}{END}\n",
         now_utc(),
         machine(),
         settings.knocks,
@@ -419,4 +429,101 @@ pub fn write_doc(path: &Path, block: &str) -> Result<()> {
         _ => format!("{old}\n{block}"),
     };
     std::fs::write(path, new).map_err(io(format!("writing {}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenarios::{KnockSample, Latency};
+
+    fn report(kind: Kind, rule_ms: &[u64]) -> TargetReport {
+        let samples = rule_ms
+            .iter()
+            .map(|m| KnockSample {
+                to_rule: Some(Duration::from_millis(*m)),
+                to_connect: Some(Duration::from_millis(*m + 2)),
+            })
+            .collect();
+        TargetReport {
+            kind,
+            latency: Some(Latency { samples }),
+            junk: Vec::new(),
+            replay: Vec::new(),
+            grants: None,
+            idle: None,
+            errors: Vec::new(),
+        }
+    }
+
+    fn line<'a>(table: &'a str, scenario: &str) -> &'a str {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {scenario} |")))
+            .unwrap_or_else(|| panic!("no row {scenario:?} in\n{table}"))
+    }
+
+    #[test]
+    fn ratios_say_how_many_times_better_and_need_both_numbers() {
+        assert_eq!(ratio(Better::Lower, Some(0.002), Some(0.09)), "45×");
+        assert_eq!(ratio(Better::Lower, Some(0.05), Some(0.09)), "1.8×");
+        assert_eq!(ratio(Better::Higher, Some(1.0), Some(0.0)), "∞");
+        assert_eq!(ratio(Better::Higher, Some(0.5), Some(1.0)), "0.5×");
+        assert_eq!(ratio(Better::Lower, Some(1.0), Some(0.05)), "0.05×");
+        assert_eq!(ratio(Better::Lower, None, Some(0.09)), "—");
+        assert_eq!(ratio(Better::NoRatio, Some(1.0), Some(2.0)), "—");
+    }
+
+    #[test]
+    fn spad_on_fwknop_packets_gets_its_own_column_and_ratio_to_fwknopd() {
+        let reports = [
+            report(Kind::Spad, &[1]),
+            report(Kind::Fwknopd, &[90, 90, 100]),
+            report(Kind::SpadFwknop, &[2, 2, 3]),
+            report(Kind::Knockd, &[28]),
+        ];
+        let table = table(&reports, &Settings::smoke());
+        assert!(table.starts_with(HEADER), "{table}");
+        assert_eq!(
+            line(&table, "1. knock → firewall rule, p50"),
+            "| 1. knock → firewall rule, p50 | 1.0 ms | 90 ms | 90× | 2.0 ms | 45× | 28 ms |"
+        );
+        assert_eq!(
+            line(&table, "1. knocks opened"),
+            "| 1. knocks opened | 1/1 | 3/3 | — | 3/3 | — | 1/1 |"
+        );
+        // Every row has the seven columns.
+        for l in table.lines() {
+            assert_eq!(l.matches('|').count(), 8, "{l}");
+        }
+    }
+
+    #[test]
+    fn a_run_of_fwknopd_and_spad_fwknop_alone_leaves_the_others_empty() {
+        let reports = [
+            report(Kind::Fwknopd, &[120]),
+            report(Kind::SpadFwknop, &[3]),
+        ];
+        let table = table(&reports, &Settings::smoke());
+        assert_eq!(
+            line(&table, "1. knock → firewall rule, p99"),
+            "| 1. knock → firewall rule, p99 | — | 120 ms | — | 3.0 ms | 40× | — |"
+        );
+    }
+
+    #[test]
+    fn the_block_names_who_got_the_fwknop_grants() {
+        let text = block(
+            &[],
+            &Settings::full(),
+            "spa-bench --only spad-fwknop,fwknopd",
+        );
+        assert!(
+            text.contains("grants: 10000 addresses for spad, 300 for fwknopd and spad-fwknop"),
+            "{text}"
+        );
+        assert!(
+            text.starts_with(BEGIN) && text.trim_end().ends_with(END),
+            "{text}"
+        );
+    }
 }

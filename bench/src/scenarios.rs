@@ -36,7 +36,7 @@ pub struct Settings {
     pub flood_max: Duration,
     /// Grants scenario: distinct addresses for spad.
     pub grants: usize,
-    /// Grants scenario: distinct addresses for fwknopd (its packets come from the `fwknop` client, ~10 ms each).
+    /// Grants scenario: distinct addresses for fwknopd and spad-fwknop (their packets come from the `fwknop` client, ~10 ms each).
     pub fwknop_grants: usize,
     /// Grants scenario: datagrams/s the grant packets are sent at.
     pub grant_rate: u64,
@@ -65,7 +65,7 @@ impl Settings {
             grant_secs: 60,
             idle: Duration::from_secs(10),
             door_secs: 3,
-            targets: vec![Kind::Spad, Kind::Fwknopd, Kind::Knockd],
+            targets: Kind::ALL.to_vec(),
         }
     }
 
@@ -83,7 +83,7 @@ impl Settings {
             grant_secs: 2,
             idle: Duration::from_secs(1),
             door_secs: 2,
-            targets: vec![Kind::Spad, Kind::Fwknopd, Kind::Knockd],
+            targets: Kind::ALL.to_vec(),
         }
     }
 }
@@ -336,6 +336,9 @@ impl Bench {
                 targets::spad::start(&self.lab, &self.spad, door_secs, door_secs, replay_cap)
             }
             Kind::Fwknopd => targets::fwknopd::start(&self.lab, &self.fwknop_keys, door_secs),
+            Kind::SpadFwknop => {
+                targets::spad_fwknop::start(&self.lab, &self.spad, &self.fwknop_keys, door_secs)
+            }
             Kind::Knockd => targets::knockd::start(&self.lab, door_secs),
         }
     }
@@ -357,7 +360,7 @@ impl Bench {
                     )])
                 })
                 .collect::<Result<_>>()?,
-            Kind::Fwknopd => self
+            Kind::Fwknopd | Kind::SpadFwknop => self
                 .fwknop
                 .packets(addrs, 2)?
                 .into_iter()
@@ -417,9 +420,10 @@ impl Bench {
     /// Scenarios 2 and 3 at one rate.
     pub fn flood(&self, kind: Kind, flood_kind: FloodKind, rate: Option<u64>) -> Result<FloodRun> {
         let mut daemon = self.start(kind, self.settings.door_secs)?;
-        let (port, alphabet) = match kind {
-            Kind::Fwknopd => (FWKNOP_PORT, JunkAlphabet::Base64),
-            _ => (SPA_PORT, JunkAlphabet::Bytes),
+        let (port, alphabet) = if kind.takes_fwknop_packets() {
+            (FWKNOP_PORT, JunkAlphabet::Base64)
+        } else {
+            (SPA_PORT, JunkAlphabet::Bytes)
         };
         let knocks = self.knocks(kind, self.settings.flood_tries)?;
         let payloads = match flood_kind {
@@ -544,7 +548,7 @@ impl Bench {
                 .zip(self.fwknop.packets(&sources, 2)?)
                 .collect(),
         };
-        let port = if kind == Kind::Fwknopd {
+        let port = if kind.takes_fwknop_packets() {
             FWKNOP_PORT
         } else {
             SPA_PORT
@@ -658,6 +662,12 @@ impl Bench {
                 "nft",
                 ["list", "set", "inet", targets::spad::TABLE, "ssh_v4"],
             )?,
+            Kind::SpadFwknop => {
+                let set = format!("{}_v4", targets::spad_fwknop::door());
+                self.lab
+                    .server
+                    .run("nft", ["list", "set", "inet", targets::spad::TABLE, &set])?
+            }
             Kind::Fwknopd => self.lab.server.run("iptables", ["-S", "FWKNOP_INPUT"])?,
             Kind::Knockd => self.lab.server.run(
                 "nft",

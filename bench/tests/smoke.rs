@@ -1,6 +1,6 @@
 //! The CI-sized run of the harness (root only: namespaces, firewall): every
-//! scenario at small scale against spad and fwknopd, so the harness cannot
-//! rot. It checks what the full run reports, with loose bounds (a debug
+//! scenario at small scale against spad, fwknopd and spad serving fwknopd's
+//! packets, so the harness cannot rot. It checks what the full run reports, with loose bounds (a debug
 //! build on a busy CI machine): spad opens every knock, the flood costs no
 //! capture drops, every grant opens and closes, spad sleeps when idle, and
 //! the namespaces are gone afterwards.
@@ -70,7 +70,7 @@ fn our_namespaces() -> Vec<String> {
 #[ignore = "needs root"]
 fn smoke_run_measures_spad_and_fwknopd_and_cleans_up() -> TestResult {
     let mut settings = Settings::smoke();
-    settings.targets = vec![Kind::Spad, Kind::Fwknopd];
+    settings.targets = vec![Kind::Spad, Kind::Fwknopd, Kind::SpadFwknop];
     settings.fwknop_grants = 5;
     let bench = Bench::new(settings.clone(), &bin_dir()?)?;
     let reports = bench.run_all(&|step| eprintln!("smoke: {step}"));
@@ -120,11 +120,36 @@ fn smoke_run_measures_spad_and_fwknopd_and_cleans_up() -> TestResult {
     let fw = fwknopd.latency.as_ref().ok_or("no fwknopd latency")?;
     assert_eq!(fw.opened(), settings.knocks, "{fw:?}");
 
+    // spad serving the same fwknop client packets: every knock and grant opens.
+    let spad_fwknop = &reports[2];
+    assert_eq!(spad_fwknop.kind, Kind::SpadFwknop);
+    assert!(
+        spad_fwknop.errors.is_empty(),
+        "spad-fwknop scenarios failed: {:?}",
+        spad_fwknop.errors
+    );
+    let sf = spad_fwknop
+        .latency
+        .as_ref()
+        .ok_or("no spad-fwknop latency")?;
+    assert_eq!(sf.opened(), settings.knocks, "{sf:?}");
+    for flood in spad_fwknop.junk.iter().chain(&spad_fwknop.replay) {
+        assert_eq!(flood.latency.opened(), settings.flood_tries, "{flood:?}");
+        let capture = flood
+            .capture
+            .ok_or("spad-fwknop reported no capture counters")?;
+        assert_eq!(capture.dropped, 0, "{flood:?}");
+    }
+    let grants = spad_fwknop.grants.as_ref().ok_or("no spad-fwknop grants")?;
+    assert_eq!(grants.granted, settings.fwknop_grants, "{grants:?}");
+    assert_eq!(grants.still_open_after_1s, 0, "{grants:?}");
+
     let table = spa_bench::report::table(&reports, &settings);
     assert!(
         table.contains("| 1. knock → firewall rule, p50 |"),
         "{table}"
     );
+    assert!(table.starts_with(spa_bench::report::HEADER), "{table}");
     assert!(table.lines().count() > 20, "{table}");
 
     drop(bench);

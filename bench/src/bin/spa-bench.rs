@@ -1,5 +1,6 @@
-//! spa-bench: runs the benchmark scenarios against spad, fwknopd and knockd
-//! in network namespaces and prints one table (root only).
+//! spa-bench: runs the benchmark scenarios against spad, fwknopd, spad
+//! serving fwknop packets, and knockd in network namespaces and prints one
+//! table (root only).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,7 +20,8 @@ struct Cli {
     /// Small and quick (CI): 5 knocks, one 1k/s flood, 50 grants, 1 s idle.
     #[arg(long)]
     smoke: bool,
-    /// Only these daemons (spad, fwknopd, knockd), comma-separated.
+    /// Only these daemons (spad, fwknopd, spad-fwknop, knockd), comma-separated;
+    /// spad-fwknop is spad serving fwknop's clients, knocked with fwknopd's packets.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Knocks for the latency scenario.
@@ -34,7 +36,7 @@ struct Cli {
     /// Addresses for spad's grant scenario.
     #[arg(long)]
     grants: Option<usize>,
-    /// Addresses for fwknopd's grant scenario.
+    /// Addresses for fwknopd's and spad-fwknop's grant scenario.
     #[arg(long)]
     fwknop_grants: Option<usize>,
     /// Rate the grant packets are sent at (datagrams/s).
@@ -64,11 +66,11 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
         s.targets = cli
             .only
             .iter()
-            .map(|n| match n.as_str() {
-                "spad" => Ok(Kind::Spad),
-                "fwknopd" => Ok(Kind::Fwknopd),
-                "knockd" => Ok(Kind::Knockd),
-                other => bail!("--only: unknown daemon {other:?} (spad, fwknopd, knockd)"),
+            .map(|n| {
+                Kind::from_name(n).with_context(|| {
+                    let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+                    format!("--only: unknown daemon {n:?} ({})", names.join(", "))
+                })
             })
             .collect::<anyhow::Result<_>>()?;
     }

@@ -17,7 +17,8 @@ use crate::packets::FwknopKeys;
 /// The nftables table holding the harness's "no ICMP for the SPA port" rule.
 pub const QUIET_TABLE: &str = "benchquiet";
 
-fn write_private(path: &Path, text: &str) -> Result<()> {
+/// Writes `text` to `path`, mode 0600 (fwknopd and spad refuse keys others can read).
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).map_err(io(format!("writing {}", path.display())))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(io(format!("chmod 600 {}", path.display())))
@@ -39,6 +40,15 @@ pub(crate) fn quiet_udp(lab: &Lab, ports: &[u16]) -> Result<Vec<String>> {
     Ok(owned(&["nft", "delete", "table", "inet", QUIET_TABLE]))
 }
 
+/// fwknopd's one access stanza: any source, the packet must name its own
+/// address, Rijndael + HMAC keys, doors open `door_secs`.
+pub(crate) fn access_stanza(keys: &FwknopKeys, door_secs: u32) -> String {
+    format!(
+        "SOURCE ANY\nREQUIRE_SOURCE_ADDRESS Y\nKEY_BASE64 {}\nHMAC_KEY_BASE64 {}\nFW_ACCESS_TIMEOUT {door_secs}\n",
+        keys.rijndael_b64, keys.hmac_b64
+    )
+}
+
 /// Starts fwknopd with access for `door_secs` seconds per knock.
 pub fn start(lab: &Lab, keys: &FwknopKeys, door_secs: u32) -> Result<Running> {
     let dir = lab.path("fwknopd");
@@ -49,13 +59,7 @@ pub fn start(lab: &Lab, keys: &FwknopKeys, door_secs: u32) -> Result<Running> {
     let digest = dir.join("digest.cache");
     let _ = std::fs::remove_file(&digest);
     write_private(&conf, &format!("PCAP_INTF {SERVER_IF}\n"))?;
-    write_private(
-        &access,
-        &format!(
-            "SOURCE ANY\nREQUIRE_SOURCE_ADDRESS Y\nKEY_BASE64 {}\nHMAC_KEY_BASE64 {}\nFW_ACCESS_TIMEOUT {door_secs}\n",
-            keys.rijndael_b64, keys.hmac_b64
-        ),
-    )?;
+    write_private(&access, &access_stanza(keys, door_secs))?;
     let port = SERVICE_PORT.to_string();
     let drop_rule = ["-p", "tcp", "--dport", port.as_str(), "-j", "DROP"];
     let mut cleanup = vec![quiet_udp(lab, &[FWKNOP_PORT])?];

@@ -5,6 +5,7 @@
 pub mod fwknopd;
 pub mod knockd;
 pub mod spad;
+pub mod spad_fwknop;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -21,16 +22,33 @@ pub enum Kind {
     Fwknopd,
     /// knockd (classic port knocking; runs an `nft` command per open).
     Knockd,
+    /// spad serving fwknop's clients (an fwknop door imported from
+    /// fwknopd's access.conf), knocked with fwknopd's packets.
+    SpadFwknop,
 }
 
 impl Kind {
-    /// Its name in tables.
+    /// Every daemon, in the order of a full run.
+    pub const ALL: [Kind; 4] = [Kind::Spad, Kind::Fwknopd, Kind::SpadFwknop, Kind::Knockd];
+
+    /// Its name in progress lines, errors and `--only`.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Spad => "spad",
             Kind::Fwknopd => "fwknopd",
             Kind::Knockd => "knockd",
+            Kind::SpadFwknop => "spad-fwknop",
         }
+    }
+
+    /// The daemon called `name` (as [`Kind::name`] spells it).
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether its knocks are fwknop SPA packets (made by `fwknop -T -B`, sent to fwknop's port).
+    pub fn takes_fwknop_packets(self) -> bool {
+        matches!(self, Kind::Fwknopd | Kind::SpadFwknop)
     }
 }
 
@@ -66,7 +84,7 @@ impl Running {
     /// The capture counters so far, where the daemon reports them (spad: on SIGUSR1).
     pub fn capture_counters(&mut self) -> Result<Option<CaptureCounters>> {
         match self.kind {
-            Kind::Spad => spad::capture_counters(self).map(Some),
+            Kind::Spad | Kind::SpadFwknop => spad::capture_counters(self).map(Some),
             Kind::Fwknopd | Kind::Knockd => Ok(None),
         }
     }
@@ -147,4 +165,28 @@ pub(crate) fn start_logged(
 /// Turns `&["nft", "delete", ...]` into an owned clean-up command.
 pub(crate) fn owned(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_daemon_is_found_by_its_name_and_nothing_else_is() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::from_name(k.name()), Some(k));
+        }
+        assert_eq!(Kind::from_name("spad-fwknop"), Some(Kind::SpadFwknop));
+        assert_eq!(Kind::from_name("fwknop"), None);
+        assert_eq!(Kind::from_name("Spad"), None);
+    }
+
+    #[test]
+    fn fwknopd_and_spad_fwknop_take_the_same_packets() {
+        let fwknop: Vec<Kind> = Kind::ALL
+            .into_iter()
+            .filter(|k| k.takes_fwknop_packets())
+            .collect();
+        assert_eq!(fwknop, [Kind::Fwknopd, Kind::SpadFwknop]);
+    }
 }
