@@ -3,6 +3,7 @@
 //! wake-up reads the clock once, feeds the gateway what arrived, and carries
 //! out the gateway's actions. It decides nothing about doors.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -190,6 +191,10 @@ impl Surroundings for Around<'_> {
         v.forget(record);
     }
 
+    fn forget_digest(&mut self, digest: &[u8; 32]) {
+        self.shared.fwknop_seen_forget(digest);
+    }
+
     fn replay_records(&self) -> Vec<Record> {
         let v = self
             .shared
@@ -276,6 +281,7 @@ impl Daemon {
             knocks_queued: AtomicUsize::new(0),
             refusals: Mutex::new(RefusalLog::default()),
             fwknop: RwLock::new(fwknop),
+            fwknop_seen: Mutex::new(HashMap::new()),
         });
         let mut daemon = Daemon {
             config,

@@ -35,6 +35,8 @@ pub trait Store {
 pub trait Surroundings {
     /// Takes a replay entry back from the verifier.
     fn forget_replay(&mut self, record: &ReplayRecord);
+    /// Takes an fwknop packet's digest back from the capture side's set.
+    fn forget_digest(&mut self, digest: &[u8; 32]);
     /// The verifier's live replay entries as journal records, state first.
     fn replay_records(&self) -> Vec<Record>;
     /// Capture exactly these knock ports.

@@ -104,6 +104,7 @@ fn run_one(
                 Action::Persist { id, records } => report(gw, id, store.append(&records), now),
                 Action::Adopt { door, addr } => backend.adopt(door.as_str(), addr),
                 Action::ForgetReplay(record) => around.forget_replay(&record),
+                Action::ForgetDigest(digest) => around.forget_digest(&digest),
                 Action::MarkOneTimeFile { door, steps } => around.mark_one_time_file(&door, &steps),
                 Action::SetCapturePorts { tcp, udp } => around.set_capture_ports(tcp, udp),
                 Action::Compact { records } => {
@@ -200,6 +201,7 @@ mod tests {
         fn forget_replay(&mut self, record: &ReplayRecord) {
             self.forgotten.push(*record);
         }
+        fn forget_digest(&mut self, _digest: &[u8; 32]) {}
         fn replay_records(&self) -> Vec<Record> {
             Vec::new()
         }

@@ -5,11 +5,12 @@
 //! spent its nonce); knocks are dropped, and counted, past a bound. Refused
 //! datagrams are counted and logged per source (see `refusals`).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, RwLock};
 
-use spa_proto::gateway::PortGrant;
+use spa_proto::gateway::{PortGrant, DIGEST_CAP};
 use spa_proto::knock::KnockPacket;
 use spa_proto::{Grant, Reason, Verdict, Verifier};
 use tracing::{info, warn};
@@ -59,12 +60,43 @@ pub struct Shared {
     pub refusals: Mutex<RefusalLog>,
     /// fwknop's access stanzas and port, when served (replaced on reload).
     pub fwknop: RwLock<Option<Arc<FwknopAccess>>>,
+    /// Digests of the fwknop packets passed to the main loop, until when
+    /// (wall ms): a copy is refused here, before its HMAC and decryption.
+    /// Only a shortcut: the gateway's durable digest set decides.
+    pub fwknop_seen: Mutex<HashMap<[u8; 32], u64>>,
 }
 
 impl Shared {
     /// The main loop took one knock event.
     pub fn knock_taken(&self) {
         self.knocks_queued.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The gateway took a digest back: a copy of its packet is judged again.
+    pub fn fwknop_seen_forget(&self, digest: &[u8; 32]) {
+        let mut seen = self.fwknop_seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.remove(digest);
+    }
+
+    /// Whether a copy of `payload` was passed on and is still live.
+    fn fwknop_seen(&self, payload: &[u8], wall_ms: u64) -> bool {
+        let seen = self.fwknop_seen.lock().unwrap_or_else(|e| e.into_inner());
+        !seen.is_empty()
+            && seen
+                .get(&spa_fwknop::replay_key(payload))
+                .is_some_and(|until| *until >= wall_ms)
+    }
+
+    /// Remembers a packet passed on (bounded like the gateway's set; when
+    /// full, the gateway alone refuses copies).
+    fn fwknop_passed_on(&self, grant: &PortGrant, wall_ms: u64) {
+        let mut seen = self.fwknop_seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= DIGEST_CAP {
+            seen.retain(|_, until| *until >= wall_ms);
+        }
+        if seen.len() < DIGEST_CAP {
+            seen.insert(grant.digest, grant.replay_until_ms);
+        }
     }
 }
 
@@ -81,6 +113,12 @@ pub fn capture_loop(mut capture: Capture, shared: Arc<Shared>, tx: Sender<Event>
         };
         if let Some(fwknop) = fwknop_for(&shared, &packet) {
             let now = clock::now();
+            if shared.fwknop_seen(packet.payload, now.wall_ms) {
+                if !refused(&shared, &tx, packet.src, Reason::Replay, None, now) {
+                    return;
+                }
+                continue;
+            }
             match fwknop.decide(packet.payload, packet.src, now.wall_ms) {
                 Ok(grant) if made_before_history(&shared, &fwknop, grant.timestamp_ms) => {
                     let detail = "fwknop: packet made before spad's replay history begins (its journal was lost)";
@@ -89,6 +127,7 @@ pub fn capture_loop(mut capture: Capture, shared: Arc<Shared>, tx: Sender<Event>
                     }
                 }
                 Ok(grant) => {
+                    shared.fwknop_passed_on(&grant, now.wall_ms);
                     if tx.send(Event::PortGrant(Box::new(grant))).is_err() {
                         return;
                     }

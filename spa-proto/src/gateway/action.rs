@@ -273,6 +273,10 @@ pub enum Action {
     /// its record could not be made durable: take it back, so the user's
     /// retry of the same packet is not refused as a replay.
     ForgetReplay(ReplayRecord),
+    /// A port grant's digest the gateway took back (its records were not
+    /// durable): spad's capture-side copy of the digest set forgets it too,
+    /// so a retry of the same packet is judged again.
+    ForgetDigest([u8; 32]),
     /// Comment out a used one-time sequence in its file, as knockd does
     /// (best effort: the journal already holds the mark).
     MarkOneTimeFile {

@@ -816,8 +816,9 @@ impl Gateway {
                 for r in batch.forgets {
                     self.actions.push_back(Action::ForgetReplay(r));
                 }
-                for d in &batch.digests {
-                    self.digests.forget(d);
+                for d in batch.digests {
+                    self.digests.forget(&d);
+                    self.actions.push_back(Action::ForgetDigest(d));
                 }
             }
             Some(Pending::PersistBestEffort) => self.audit(Event::StorageFailed { error }),

@@ -1002,6 +1002,10 @@ fn a_port_grant_whose_digest_is_not_durable_opens_nothing_and_may_be_retried() {
             ..
         }
     )));
+    assert!(fx
+        .log
+        .iter()
+        .any(|a| matches!(a, Action::ForgetDigest(d) if *d == [1; 32])));
     fx.fail_persist = false;
     gw.handle_port_grant(port_grant(&ssh, 1, 30), at(10));
     fx.run(&mut gw, at(10));
