@@ -377,10 +377,10 @@ fn rss_kib() -> u64 {
 }
 
 /// The ring is mapped whole into the process: it must stay small (spad's idle RSS
-/// goal is 4 MB; the ring is 256 KiB).
+/// goal is 4 MB; the ring is 512 KiB).
 #[test]
 #[ignore = "needs root"]
-fn the_ring_costs_at_most_a_third_of_a_megabyte_of_rss() {
+fn the_ring_costs_at_most_half_a_megabyte_of_rss() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let before = rss_kib();
     let capture = Capture::open(Some("lo"), &FilterSpec::spa_only(62286)).unwrap();
@@ -388,7 +388,7 @@ fn the_ring_costs_at_most_a_third_of_a_megabyte_of_rss() {
     println!("RSS before open {before} KiB, after {after} KiB");
     assert!(capture.uses_ring());
     assert!(
-        after.saturating_sub(before) <= 256 + 64,
+        after.saturating_sub(before) <= 512 + 64,
         "{before} -> {after} KiB"
     );
 }

@@ -28,14 +28,15 @@
 //!   `recvfrom`, in order (the kernel fills the slot and queues the copy under one
 //!   lock). Only if that queue is full too (the socket's receive buffer, 8 MiB at
 //!   most) is the frame cut short and skipped (counted).
-//! - [`FRAME_COUNT`] 1024 (256 KiB in [`BLOCK_SIZE`] = one-page blocks: single-page
-//!   kernel allocations, which never fail for fragmentation): ~10 ms of a 100k pkt/s
-//!   flood during which spad may be descheduled without a drop, ten times the 1-ms
-//!   nap. The kernel maps every page of the ring into spad when it is set up, so the
-//!   whole ring counts in spad's RSS from the start (file-backed `RssFile`, measured:
-//!   +256 KiB); the idle goal is 4 MB, so it stays small. (The V3 ring this replaces
-//!   used 512 KiB for ~2200 frames, because it packs frames but wastes the rest of a
-//!   block retired early.)
+//! - [`FRAME_COUNT`] 2048 (512 KiB in [`BLOCK_SIZE`] = one-page blocks: single-page
+//!   kernel allocations, which never fail for fragmentation): ~20 ms of a 100k pkt/s
+//!   flood during which spad may be descheduled without a drop (twenty naps). 1024
+//!   slots dropped 155 and 1470 frames of two ~55k and ~100k pkt/s floods on the
+//!   busy test machine (spa-bench, 2026-12-01); 2048 dropped none. The kernel maps
+//!   every page of the ring into spad when it is set up, so the whole ring counts in
+//!   spad's RSS from the start (file-backed `RssFile`, measured: +256 KiB for 1024
+//!   slots), which is why it is not larger (the idle goal is 4 MB). The V3 ring this
+//!   replaces also used 512 KiB, for ~2200 frames.
 //! - [`NAP`] 1 ms and [`BATCH_THRESHOLD`] 8: see docs/performance.md for the
 //!   measurements behind them.
 //!
@@ -62,7 +63,7 @@ use libc::{c_int, c_void};
 /// Bytes per slot: header, address and the frame (see the module doc).
 pub const FRAME_SIZE: usize = 256;
 /// Slots in the ring (see the module doc).
-pub const FRAME_COUNT: usize = 1024;
+pub const FRAME_COUNT: usize = 2048;
 /// Bytes per kernel block of slots: one page.
 pub const BLOCK_SIZE: usize = 4096;
 /// Frames read since the last wake-up that mark a flood (then the next empty ring
