@@ -82,8 +82,9 @@ const ADDRESS_OFFSET: usize = align(mem::size_of::<libc::tpacket2_hdr>());
 const FRAME_MIN_OFFSET: usize = ADDRESS_OFFSET + mem::size_of::<libc::sockaddr_ll>();
 
 // The slots tile the blocks exactly, so slot `i` is at `i * FRAME_SIZE`.
-const _: () = assert!(BLOCK_SIZE % FRAME_SIZE == 0 && RING_BYTES % BLOCK_SIZE == 0);
-const _: () = assert!(FRAME_SIZE % libc::TPACKET_ALIGNMENT == 0);
+const _: () = assert!(BLOCK_SIZE.is_multiple_of(FRAME_SIZE));
+const _: () = assert!(RING_BYTES.is_multiple_of(BLOCK_SIZE));
+const _: () = assert!(FRAME_SIZE.is_multiple_of(libc::TPACKET_ALIGNMENT));
 
 /// `TPACKET_ALIGN` as a `const fn`.
 const fn align(len: usize) -> usize {
