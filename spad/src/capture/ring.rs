@@ -30,15 +30,20 @@
 //!   most) is the frame cut short and skipped (counted).
 //! - [`FRAME_COUNT`] 2048 (512 KiB in [`BLOCK_SIZE`] = one-page blocks: single-page
 //!   kernel allocations, which never fail for fragmentation): ~20 ms of a 100k pkt/s
-//!   flood during which spad may be descheduled without a drop (twenty naps). 1024
-//!   slots dropped 155 and 1470 frames of two ~55k and ~100k pkt/s floods on the
-//!   busy test machine (spa-bench, 2026-12-01); 2048 dropped none. The kernel maps
-//!   every page of the ring into spad when it is set up, so the whole ring counts in
-//!   spad's RSS from the start (file-backed `RssFile`, measured: +256 KiB for 1024
-//!   slots), which is why it is not larger (the idle goal is 4 MB). The V3 ring this
-//!   replaces also used 512 KiB, for ~2200 frames.
-//! - [`NAP`] 1 ms and [`BATCH_THRESHOLD`] 8: see docs/performance.md for the
-//!   measurements behind them.
+//!   flood during which spad may be descheduled without a drop (twenty naps). With
+//!   1024 slots spa-bench saw drops in two of four floods of ~55-100k pkt/s on the
+//!   busy test machine (155 and 1470 frames); with 2048, in one of twelve (2565
+//!   frames, with the machine at a load average of ~10 from other builds), none
+//!   when it was less busy. (`recvfrom`'s 8 MiB queue holds ~70 ms of such a flood.)
+//!   The kernel maps every page of the ring into spad when it is set up, so the
+//!   whole ring counts in spad's RSS from the start (file-backed `RssFile`; measured
+//!   +0.5 MB idle), which is why it is not larger (the idle goal is 4 MB). The V3
+//!   ring this replaces also used 512 KiB, for ~2200 frames.
+//! - [`NAP`] 1 ms and [`BATCH_THRESHOLD`] 8: the prototype's values, kept because
+//!   they met both targets (flood CPU 4-7 % of a core, knock -> rule p50 < 1 ms);
+//!   not re-tuned. A longer nap would cut CPU further but delay a knock inside a
+//!   flood by as much; a lower threshold would batch moderate traffic sooner at the
+//!   same price.
 //!
 //! Why not TPACKET_V3 (which packs frames into blocks): it hands a block that is not
 //! full over only when the kernel's block-retire timer fires, 1 ms at the least, so a
