@@ -1,5 +1,6 @@
 //! The benchmark's namespaces: spa-e2e's [`Netns`] and [`VethPair`] under the
-//! prefix `spa-bench-` (so `spa-bench-<pid>-<n>-<role>`, deleted with every
+//! prefix `spa-bench-` (so `spa-bench-<pid>-<n>-<role>`; another prefix from
+//! `SPA_BENCH_NETNS_PREFIX`, for runs beside other users of the machine; deleted with every
 //! process still inside when dropped, stale ones swept), plus what only the
 //! benchmark needs: many addresses at once, threads running inside a
 //! namespace, deleting this run's namespaces from a signal handler, and a
@@ -14,18 +15,31 @@ use spa_e2e::E2eError;
 
 use crate::error::{io, sys, BenchError, Result};
 
-/// Prefix of every namespace the harness creates.
+/// Prefix of every namespace the harness creates, unless `SPA_BENCH_NETNS_PREFIX`
+/// names another.
 pub const NETNS_PREFIX: &str = "spa-bench-";
 
-/// Creates `spa-bench-<pid>-<n>-<role>` with `lo` up.
+/// The prefix in use: `SPA_BENCH_NETNS_PREFIX` if set (and non-empty), else
+/// [`NETNS_PREFIX`].
+pub fn netns_prefix() -> &'static str {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PREFIX.get_or_init(|| {
+        std::env::var("SPA_BENCH_NETNS_PREFIX")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| NETNS_PREFIX.to_owned())
+    })
+}
+
+/// Creates `<prefix><pid>-<n>-<role>` with `lo` up.
 pub fn bench_netns(role: &str) -> Result<Netns> {
-    Ok(Netns::with_prefix(NETNS_PREFIX, role)?)
+    Ok(Netns::with_prefix(netns_prefix(), role)?)
 }
 
 /// Deletes every namespace this process created (for a signal handler: the
 /// `Drop` guards do not run when the process is killed).
 pub fn delete_own_namespaces() {
-    spa_e2e::netns::delete_own_namespaces(NETNS_PREFIX);
+    spa_e2e::netns::delete_own_namespaces(netns_prefix());
 }
 
 /// What the benchmark does with a namespace beyond running commands in it.

@@ -48,6 +48,8 @@ pub struct Settings {
     pub door_secs: u32,
     /// Which daemons to run.
     pub targets: Vec<Kind>,
+    /// spad's `capture_ring` setting; `None`: spad's default (the line is left out).
+    pub spad_capture_ring: Option<bool>,
 }
 
 impl Settings {
@@ -66,6 +68,7 @@ impl Settings {
             idle: Duration::from_secs(10),
             door_secs: 3,
             targets: Kind::ALL.to_vec(),
+            spad_capture_ring: None,
         }
     }
 
@@ -84,6 +87,7 @@ impl Settings {
             idle: Duration::from_secs(1),
             door_secs: 2,
             targets: Kind::ALL.to_vec(),
+            spad_capture_ring: None,
         }
     }
 }
@@ -235,7 +239,8 @@ impl Bench {
     pub fn new(settings: Settings, bin_dir: &Path) -> Result<Bench> {
         let lab = Lab::new()?;
         let monitor = FirewallMonitor::start(&lab.server)?;
-        let spad = SpadInstall::new(&lab, bin_dir)?;
+        let mut spad = SpadInstall::new(&lab, bin_dir)?;
+        spad.capture_ring = settings.spad_capture_ring;
         let sealer = SpaSealer::from_key_file(
             &spad.key_file,
             targets::spad::SERVER_ID,

@@ -128,7 +128,7 @@ struct RawConfig {
     nft_table: String,
     #[serde(default = "default_control_socket")]
     control_socket: PathBuf,
-    #[serde(default)]
+    #[serde(default = "default_true")]
     capture_ring: bool,
     fwknop: Option<Spanned<RawFwknop>>,
     #[serde(default)]
@@ -303,9 +303,9 @@ pub struct Config {
     pub nft_table: String,
     /// Where `spad status` and `spad close` reach the daemon.
     pub control_socket: PathBuf,
-    /// Read captured packets through a TPACKET_V3 ring (far less CPU under a
-    /// flood, about 1 ms more per knock: the kernel hands over a block on its
-    /// 1-ms retire timer) instead of one `recvfrom` per packet.
+    /// Read captured packets through a TPACKET_V2 ring (the default: frames
+    /// handed over without a syscall each, in batches under a flood) instead
+    /// of one `recvfrom` per packet.
     pub capture_ring: bool,
     /// fwknop's clients, if served.
     pub fwknop: Option<FwknopSettings>,

@@ -212,12 +212,16 @@ pub struct Access {
 }
 
 impl Access {
-    /// Root, the daemon's own user, and the `spad` group if the system has one.
+    /// Root, the daemon's own user, and the `spad` group if the system has
+    /// one. The group is a local system group (the package makes it with
+    /// `addgroup --system`), read from /etc/group rather than through NSS:
+    /// an NSS lookup at start loads modules (libnss_systemd and its
+    /// libraries, 0.7 MB resident) into a daemon that otherwise never needs
+    /// them. A group only NSS knows leaves the socket to root (0600).
     pub fn from_system() -> Access {
-        let group = nix::unistd::Group::from_name(CONTROL_GROUP)
+        let group = std::fs::read_to_string("/etc/group")
             .ok()
-            .flatten()
-            .map(|g| (g.gid.as_raw(), g.mem));
+            .and_then(|text| local_group(&text, CONTROL_GROUP));
         Access {
             owner_uid: nix::unistd::geteuid().as_raw(),
             group,
@@ -240,6 +244,27 @@ impl Access {
             .flatten()
             .is_some_and(|u| u.gid.as_raw() == *group_gid || members.contains(&u.name))
     }
+}
+
+/// The gid and members of group `name` in /etc/group's text
+/// (`name:password:gid:member,member`); `None` if absent or malformed.
+fn local_group(etc_group: &str, name: &str) -> Option<(u32, Vec<String>)> {
+    etc_group.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        if fields.next()? != name {
+            return None;
+        }
+        let gid = fields.nth(1)?.trim().parse().ok()?;
+        let members = fields
+            .next()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Some((gid, members))
+    })
 }
 
 /// The bound control socket; [`ControlListener::spawn`] serves it on its own thread.
@@ -910,5 +935,20 @@ mod tests {
             group: None,
         };
         assert!(!no_group.allows(1000, 4242));
+    }
+
+    #[test]
+    fn the_spad_group_is_read_from_etc_group() {
+        let text = "root:x:0:\nspad:x:998:alice,bob\nspadx:x:5:\nbroken:x\n";
+        assert_eq!(
+            local_group(text, "spad"),
+            Some((998, vec!["alice".to_owned(), "bob".to_owned()]))
+        );
+        assert_eq!(
+            local_group("spad:x:997:\n", "spad"),
+            Some((997, Vec::new()))
+        );
+        assert_eq!(local_group(text, "nobody"), None);
+        assert_eq!(local_group("spad:x:notanumber:\n", "spad"), None);
     }
 }

@@ -86,7 +86,7 @@ fn only_spa_port_datagrams_arrive_once_each_with_their_source() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let spa = 62299;
     let capture = Capture::open(Some("lo"), &FilterSpec::spa_only(spa)).unwrap();
-    assert!(capture.uses_ring(), "this kernel has TPACKET_V3 rings");
+    assert!(capture.uses_ring(), "this kernel has TPACKET_V2 rings");
     only_spa_port_datagrams_arrive(capture, spa);
 }
 
@@ -298,8 +298,8 @@ fn a_full_buffer_counts_drops_and_the_totals_survive_every_read() {
     );
 }
 
-/// The ring hands over a block that is not full when the kernel's retire timer fires:
-/// a lone knock must still arrive within a few milliseconds.
+/// The ring hands each frame over at once (no block-retire timer as with TPACKET_V3,
+/// no nap for a lone frame): a lone knock arrives in well under a millisecond.
 #[test]
 #[ignore = "needs root"]
 fn a_lone_packet_arrives_within_milliseconds() {
@@ -322,28 +322,51 @@ fn a_lone_packet_arrives_within_milliseconds() {
         latencies[latencies.len() - 1],
     );
     println!("lone packet, send to delivery: p50 {p50:?}, max {max:?}");
+    // The V3 ring's timer gave ~0.9 ms here; a frame handed over at once takes tens of
+    // microseconds (the bound leaves room for a busy machine).
+    assert!(p50 < Duration::from_micros(500), "p50 {p50:?}, max {max:?}");
     assert!(max < Duration::from_millis(20), "p50 {p50:?}, max {max:?}");
 }
 
-/// A frame longer than a ring block (16 KiB; an SPA datagram has 100 bytes) is cut by
-/// the kernel: it is skipped and counted, and the capture goes on.
+/// A frame longer than a ring slot (256 bytes; an SPA datagram has 100 bytes of
+/// payload, a fwknop packet several hundred) arrives whole through the socket's queue,
+/// in order with the short frames around it.
 #[test]
 #[ignore = "needs root"]
-fn a_frame_longer_than_a_block_is_skipped_and_counted() {
+fn frames_longer_than_a_ring_slot_arrive_whole_and_in_order() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let spa = 62287;
     let capture = Capture::open(Some("lo"), &FilterSpec::spa_only(spa)).unwrap();
+    assert!(capture.uses_ring());
     let handle = capture.handle();
     let (received, _) = spawn_capture(capture);
-    send(V4, SocketAddr::new(V4, spa), &[1u8; 20_000]);
-    send(V4, SocketAddr::new(V4, spa), b"after the giant");
-    let lengths: Vec<_> = collect(&received, QUIET)
+    let payloads: Vec<Vec<u8>> = vec![
+        vec![1; 100],
+        vec![2; 20_000],
+        vec![3; 148], // the longest IPv4 payload that still fits a slot
+        vec![4; 149], // the shortest that does not
+        vec![5; 1400],
+        vec![6; 10],
+    ];
+    for payload in &payloads {
+        send(V4, SocketAddr::new(V4, spa), payload);
+    }
+    let seen: Vec<Vec<u8>> = collect(&received, QUIET)
         .into_iter()
-        .map(|s| s.payload.len())
+        .map(|s| s.payload)
         .collect();
-    assert_eq!(lengths, vec![b"after the giant".len()]);
+    assert_eq!(seen, payloads);
     let stats = handle.stats().unwrap();
-    assert_eq!((stats.delivered, stats.skipped), (1, 1), "{stats:?}");
+    assert_eq!(
+        (
+            stats.received,
+            stats.dropped,
+            stats.delivered,
+            stats.skipped
+        ),
+        (6, 0, 6, 0),
+        "{stats:?}"
+    );
 }
 
 /// Resident memory of this process in KiB, from `/proc/self/status`.
@@ -354,7 +377,7 @@ fn rss_kib() -> u64 {
 }
 
 /// The ring is mapped whole into the process: it must stay small (spad's idle RSS
-/// goal is 4 MB).
+/// goal is 4 MB; the ring is 512 KiB).
 #[test]
 #[ignore = "needs root"]
 fn the_ring_costs_at_most_half_a_megabyte_of_rss() {

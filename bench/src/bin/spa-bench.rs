@@ -48,6 +48,10 @@ struct Cli {
     /// Seconds to watch the idle daemon.
     #[arg(long)]
     idle_secs: Option<u64>,
+    /// How spad reads captured packets: `ring` or `recvfrom` (its `capture_ring`
+    /// setting); default: spad's own default.
+    #[arg(long, value_parser = ["ring", "recvfrom"])]
+    spad_capture: Option<String>,
     /// Where `spad` and `spa-keygen` are (default: next to this binary).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
@@ -89,6 +93,7 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
             })
             .collect::<anyhow::Result<_>>()?;
     }
+    s.spad_capture_ring = cli.spad_capture.as_deref().map(|c| c == "ring");
     s.knocks = cli.knocks.unwrap_or(s.knocks);
     s.flood_tries = cli.tries.unwrap_or(s.flood_tries);
     s.grants = cli.grants.unwrap_or(s.grants);

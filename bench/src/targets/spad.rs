@@ -31,6 +31,8 @@ pub struct SpadInstall {
     pub key_file: PathBuf,
     /// The keys directory spad reads.
     pub keys_dir: PathBuf,
+    /// The `capture_ring` line of spad's config; `None`: left out (spad's default).
+    pub capture_ring: Option<bool>,
 }
 
 impl SpadInstall {
@@ -72,6 +74,7 @@ impl SpadInstall {
             spad,
             key_file,
             keys_dir,
+            capture_ring: None,
         })
     }
 }
@@ -97,6 +100,7 @@ pub fn start(
         state_dir.display(),
         max_secs.max(door_secs),
     );
+    let text = with_capture_line(install, text);
     std::fs::write(&config, text).map_err(io(format!("writing {}", config.display())))?;
     run_checked(
         Command::new(&install.spad)
@@ -173,5 +177,14 @@ mod tests {
             })
         );
         assert_eq!(parse_stats("capture: nothing"), None);
+    }
+}
+
+/// `text` with the install's `capture_ring` line first (top-level keys come
+/// before any table), or as it is when the install leaves it to spad.
+pub(crate) fn with_capture_line(install: &SpadInstall, text: String) -> String {
+    match install.capture_ring {
+        Some(ring) => format!("capture_ring = {ring}\n{text}"),
+        None => text,
     }
 }

@@ -67,8 +67,11 @@ pub fn start(
             .arg(&access),
     )?;
     let config = dir.join("spad.toml");
-    std::fs::write(&config, config_text(&dir, &imported)?)
-        .map_err(io(format!("writing {}", config.display())))?;
+    std::fs::write(
+        &config,
+        super::spad::with_capture_line(install, config_text(&dir, &imported)?),
+    )
+    .map_err(io(format!("writing {}", config.display())))?;
     run_checked(
         Command::new(&install.spad)
             .arg("--init-state")

@@ -1,37 +1,58 @@
-//! The capture socket's receive ring: a TPACKET_V3 `PACKET_RX_RING` mapped into spad,
-//! into which the kernel writes every frame the BPF filter accepts. Frames are handed
-//! over a whole block at a time (the block's status word flips to `TP_STATUS_USER`), so
-//! under a flood spad reads dozens of frames per block without a system call; it
-//! `poll`s the socket only when the block it waits for still belongs to the kernel,
-//! and gives each block back (status `TP_STATUS_KERNEL`) once its last frame is read.
+//! The capture socket's receive ring: a TPACKET_V2 `PACKET_RX_RING` mapped into spad,
+//! into which the kernel writes every frame the BPF filter accepts, one fixed-size
+//! slot per frame, handing each over on its own (the slot's status word flips to
+//! `TP_STATUS_USER`, and the socket turns readable at once: no timer). spad reads the
+//! slots in order without a system call, gives each back (status `TP_STATUS_KERNEL`)
+//! when it asks for the next, and sleeps in `poll` only when the next slot is still
+//! the kernel's.
 //!
-//! Sizes, and why (an SPA datagram has 100 bytes of payload; each frame in a block
-//! costs its bytes plus 82 bytes of headers, 16-byte aligned: 224 bytes in all):
-//! - [`RETIRE_TIMEOUT_MS`] 1: a block that is not full is handed over when this timer
-//!   (in the kernel) fires, so it bounds the delay a lone knock gets from the ring
-//!   (measured on `lo`: ~0.9 ms, at most ~1.1 ms); 1 ms is the smallest the kernel
-//!   takes; a longer timeout would add its whole length to every lone knock. The
-//!   timer hands over only a block with at least one frame in it: with no packet
-//!   spad's thread is never woken (idle wake-ups stay 0/s). The kernel's timer itself
-//!   (an hrtimer, `prb_retire_rx_blk_timer_expired`) stays armed and expires every
-//!   millisecond per capture socket even when idle; that is kernel work in softirq,
-//!   no context switch of spad's.
-//! - [`BLOCK_SIZE`] 16 KiB: 72 such frames, so under a flood spad reads 72 frames
-//!   per wake-up, and at 100k pkt/s a block fills before the 1-ms timer would hand it
-//!   over half empty (a block retired early wastes the rest of its space when spad
-//!   falls behind). Frames longer than a block (~16 KB, far above any SPA datagram or
-//!   knock) are cut by the kernel and skipped as truncated.
-//! - [`BLOCK_COUNT`] 32: 512 KiB in all, ~2200 small frames, i.e. ~20 ms of a
-//!   100k pkt/s flood during which spad may be descheduled without a drop. The kernel
-//!   allocates and zeroes the whole ring when it is set up and maps every page into
-//!   spad at once, so all 512 KiB count in spad's RSS from the start (the idle goal
-//!   is 4 MB); doubling it would buy 20 ms more of stall for another 512 KiB. (Without
-//!   a ring, the 8 MiB receive buffer is only a limit, but each queued small frame
-//!   costs a ~1 KiB socket buffer there.)
+//! **Adaptive batching.** A lone knock is read the moment `poll` returns. Under a
+//! flood, waking up for every frame would cost a context switch each (what makes
+//! `recvfrom` expensive); so when the frames read since the last wake-up reach
+//! [`BATCH_THRESHOLD`] (a flood: frames arrived faster than spad read them) and the
+//! ring then runs empty, spad naps [`NAP`] before it looks again, and reads what
+//! gathered meanwhile in one go. Only a wake-up that already brought that many frames
+//! leads to a nap, so a knock that arrives when nothing else does is never delayed; a
+//! knock inside a flood waits at most one nap. A nap that finds fewer frames goes back
+//! to `poll`, so an idle spad is never woken (0 wake-ups per second).
 //!
-//! Every frame in a handed-over block is checked against the block's bounds before
-//! a byte of it is read, so a malformed block can never make spad read outside the
-//! ring.
+//! Sizes, and why (measured on this project's 2-core test machine, see
+//! docs/performance.md):
+//! - [`FRAME_SIZE`] 256 bytes: the kernel puts the frame at offset 66 of its slot
+//!   (32-byte `tpacket2_hdr`, 20-byte `sockaddr_ll`, aligned so the IP header is at
+//!   80), so 190 bytes of frame fit: every spa/1 datagram (100 bytes of payload: 142
+//!   bytes over IPv4, 162 over IPv6, +4 with a VLAN tag still in the frame, +40 of
+//!   IPv4 options) and every knock. A longer frame (e.g. a fwknop packet) is not
+//!   lost: with `PACKET_COPY_THRESH` on, the kernel queues the whole frame on the
+//!   socket as well and marks its slot `TP_STATUS_COPY`; spad then reads it with one
+//!   `recvfrom`, in order (the kernel fills the slot and queues the copy under one
+//!   lock). Only if that queue is full too (the socket's receive buffer, 8 MiB at
+//!   most) is the frame cut short and skipped (counted).
+//! - [`FRAME_COUNT`] 2048 (512 KiB in [`BLOCK_SIZE`] = one-page blocks: single-page
+//!   kernel allocations, which never fail for fragmentation): ~20 ms of a 100k pkt/s
+//!   flood during which spad may be descheduled without a drop (twenty naps). With
+//!   1024 slots spa-bench saw drops in two of four floods of ~55-100k pkt/s on the
+//!   busy test machine (155 and 1470 frames); with 2048, in one of twelve (2565
+//!   frames, with the machine at a load average of ~10 from other builds), none
+//!   when it was less busy. (`recvfrom`'s 8 MiB queue holds ~70 ms of such a flood.)
+//!   The kernel maps every page of the ring into spad when it is set up, so the
+//!   whole ring counts in spad's RSS from the start (file-backed `RssFile`; measured
+//!   +0.5 MB idle), which is why it is not larger (the idle goal is 4 MB). The V3
+//!   ring this replaces also used 512 KiB, for ~2200 frames.
+//! - [`NAP`] 1 ms and [`BATCH_THRESHOLD`] 8: the prototype's values, kept because
+//!   they met both targets (flood CPU 4-7 % of a core, knock -> rule p50 < 1 ms);
+//!   not re-tuned. A longer nap would cut CPU further but delay a knock inside a
+//!   flood by as much; a lower threshold would batch moderate traffic sooner at the
+//!   same price.
+//!
+//! Why not TPACKET_V3 (which packs frames into blocks): it hands a block that is not
+//! full over only when the kernel's block-retire timer fires, 1 ms at the least, so a
+//! lone knock waited ~1 ms in the ring (knock → rule p50 1.8–2.0 ms against 0.95 ms
+//! with `recvfrom`). V2 hands over each frame at once, and the nap gives the batching
+//! back under a flood only.
+//!
+//! Every slot's header is checked against the slot's bounds before a byte of the
+//! frame is read, so a malformed header can never make spad read outside its slot.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -40,20 +61,35 @@ use std::ops::Range;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use libc::{c_int, c_void};
 
-/// Bytes per block (a multiple of the page size; see the module doc).
-pub const BLOCK_SIZE: usize = 16 << 10;
-/// Blocks in the ring (see the module doc).
-pub const BLOCK_COUNT: usize = 32;
-/// Milliseconds after which the kernel hands over a block that is not full.
-pub const RETIRE_TIMEOUT_MS: u32 = 1;
-/// Only used by the kernel's size arithmetic for TPACKET_V3 (frames are packed).
-const FRAME_SIZE: usize = 2048;
+/// Bytes per slot: header, address and the frame (see the module doc).
+pub const FRAME_SIZE: usize = 256;
+/// Slots in the ring (see the module doc).
+pub const FRAME_COUNT: usize = 2048;
+/// Bytes per kernel block of slots: one page.
+pub const BLOCK_SIZE: usize = 4096;
+/// Frames read since the last wake-up that mark a flood (then the next empty ring
+/// means a nap, not `poll`).
+pub const BATCH_THRESHOLD: u32 = 8;
+/// How long spad naps under a flood before it reads the ring again.
+pub const NAP: Duration = Duration::from_millis(1);
 
-/// Offset of the `sockaddr_ll` after each frame's `tpacket3_hdr`.
-const ADDRESS_OFFSET: usize = align(mem::size_of::<libc::tpacket3_hdr>());
+/// The ring's size in bytes.
+const RING_BYTES: usize = FRAME_SIZE * FRAME_COUNT;
+
+/// Offset of the `sockaddr_ll` after each slot's `tpacket2_hdr`.
+const ADDRESS_OFFSET: usize = align(mem::size_of::<libc::tpacket2_hdr>());
+
+/// Where the frame may start at the earliest: after the header and the address.
+const FRAME_MIN_OFFSET: usize = ADDRESS_OFFSET + mem::size_of::<libc::sockaddr_ll>();
+
+// The slots tile the blocks exactly, so slot `i` is at `i * FRAME_SIZE`.
+const _: () = assert!(BLOCK_SIZE.is_multiple_of(FRAME_SIZE));
+const _: () = assert!(RING_BYTES.is_multiple_of(BLOCK_SIZE));
+const _: () = assert!(FRAME_SIZE.is_multiple_of(libc::TPACKET_ALIGNMENT));
 
 /// `TPACKET_ALIGN` as a `const fn`.
 const fn align(len: usize) -> usize {
@@ -65,29 +101,35 @@ const fn align(len: usize) -> usize {
 pub enum RingFrame {
     /// A frame at this range of the ring, valid until the next call to `next_frame`.
     Frame(Range<usize>),
-    /// A frame we never deliver: an outgoing copy, or cut short by the block size.
+    /// A frame longer than a slot: the kernel queued it whole on the socket; read it
+    /// with one `recvfrom` now (it is the next one queued there). `outgoing`: the
+    /// slot says it is an outgoing copy, to be read and thrown away.
+    Queued { outgoing: bool },
+    /// A frame we never deliver: an outgoing copy, or cut short with no copy queued.
     Skipped,
-    /// The block we wait for still belongs to the kernel.
+    /// The next slot still belongs to the kernel.
     Nothing,
 }
 
-/// Where we are in the block handed over to us.
-#[derive(Debug, Clone, Copy)]
-struct Cursor {
-    /// Offset of the next frame's `tpacket3_hdr` within the block.
-    offset: usize,
-    /// Frames left in the block.
-    remaining: u32,
+/// How [`Ring::wait`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// A frame was handed over after a nap (the previous wake-up brought a flood).
+    AfterNap,
+    /// A frame was handed over while spad slept in `poll` (or already had been).
+    AfterPoll,
 }
 
 /// The mapped ring. Owned by the [`super::Capture`] that reads it.
 #[derive(Debug)]
 pub struct Ring {
     map: NonNull<u8>,
-    /// Index of the block being read, or waited for.
-    block: usize,
-    /// `Some` while the block is ours.
-    cursor: Option<Cursor>,
+    /// Index of the next slot to read (or to wait for).
+    next: usize,
+    /// The slot whose frame was lent out last; still ours until the next call.
+    lent: Option<usize>,
+    /// Frames read since the last wake-up (`poll` returned or a nap ended).
+    batch: u32,
 }
 
 // SAFETY: the mapping is owned by this value alone (no copies of the pointer escape;
@@ -96,19 +138,20 @@ pub struct Ring {
 unsafe impl Send for Ring {}
 
 impl Ring {
-    /// Switches `socket` to TPACKET_V3, asks for the ring and maps it. On an error the
-    /// socket may be left with a ring it cannot use: close it.
+    /// Switches `socket` to TPACKET_V2, asks for whole copies of frames longer than a
+    /// slot, then for the ring, and maps it. On an error the socket may be left with a
+    /// ring it cannot use: close it.
     pub fn set_up(socket: BorrowedFd<'_>) -> io::Result<Ring> {
-        let version = libc::tpacket_versions::TPACKET_V3 as c_int;
+        let version = libc::tpacket_versions::TPACKET_V2 as c_int;
         set_option(socket, libc::PACKET_VERSION, &version)?;
-        let request = libc::tpacket_req3 {
+        // Any non-zero value turns the copies on (the kernel only tests it for 0).
+        let copy_long_frames: c_int = 1;
+        set_option(socket, libc::PACKET_COPY_THRESH, &copy_long_frames)?;
+        let request = libc::tpacket_req {
             tp_block_size: to_uint(BLOCK_SIZE),
-            tp_block_nr: to_uint(BLOCK_COUNT),
+            tp_block_nr: to_uint(RING_BYTES / BLOCK_SIZE),
             tp_frame_size: to_uint(FRAME_SIZE),
-            tp_frame_nr: to_uint(BLOCK_SIZE / FRAME_SIZE * BLOCK_COUNT),
-            tp_retire_blk_tov: RETIRE_TIMEOUT_MS,
-            tp_sizeof_priv: 0,
-            tp_feature_req_word: 0,
+            tp_frame_nr: to_uint(FRAME_COUNT),
         };
         set_option(socket, libc::PACKET_RX_RING, &request)?;
         // SAFETY: a fresh shared mapping of the socket's ring at an address the kernel
@@ -116,7 +159,7 @@ impl Ring {
         let map = unsafe {
             libc::mmap(
                 ptr::null_mut(),
-                BLOCK_SIZE * BLOCK_COUNT,
+                RING_BYTES,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
                 socket.as_raw_fd(),
@@ -128,152 +171,112 @@ impl Ring {
         }
         let map =
             NonNull::new(map.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave NULL"))?;
-        Ok(Ring {
-            map,
-            block: 0,
-            cursor: None,
-        })
+        Ok(Ring::over(map))
     }
 
-    /// The next frame of the block handed over to us, giving each finished block back
-    /// to the kernel. Never blocks.
-    pub fn next_frame(&mut self) -> RingFrame {
-        loop {
-            let Some(cursor) = self.cursor else {
-                if !self.block_is_ours() {
-                    return RingFrame::Nothing;
-                }
-                let (first, count) = self.block_contents();
-                self.cursor = Some(Cursor {
-                    offset: first,
-                    remaining: count,
-                });
-                continue;
-            };
-            if cursor.remaining == 0 {
-                self.give_back_block();
-                continue;
-            }
-            return self.take_frame(cursor);
+    fn over(map: NonNull<u8>) -> Ring {
+        Ring {
+            map,
+            next: 0,
+            lent: None,
+            batch: 0,
         }
+    }
+
+    /// The next frame, giving the previous slot back to the kernel. Never blocks.
+    pub fn next_frame(&mut self) -> RingFrame {
+        if let Some(slot) = self.lent.take() {
+            self.status(slot)
+                .store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        }
+        let slot = self.next;
+        let status = self.status(slot).load(Ordering::Acquire);
+        if status & libc::TP_STATUS_USER == 0 {
+            return RingFrame::Nothing;
+        }
+        self.lent = Some(slot);
+        self.next = (slot + 1) % FRAME_COUNT;
+        self.batch = self.batch.saturating_add(1);
+        self.take_frame(slot, status)
     }
 
     /// The bytes of a frame `next_frame` returned; empty if `at` is not inside the
-    /// block being read (it always is for ranges from `next_frame`).
+    /// slot lent out (it always is for ranges from `next_frame`).
     pub fn bytes(&self, at: Range<usize>) -> &[u8] {
-        let block = self.block_range();
-        if self.cursor.is_none()
-            || at.start > at.end
-            || at.start < block.start
-            || at.end > block.end
-        {
+        let Some(slot) = self.lent else {
+            return &[];
+        };
+        let slot = slot_range(slot);
+        if at.start > at.end || at.start < slot.start || at.end > slot.end {
             return &[];
         }
-        // SAFETY: `at` lies inside the current block, which the kernel handed over
-        // (status TP_STATUS_USER) and does not write until `give_back_block`, which
-        // needs `&mut self`, so not while this borrow of `self` lives.
+        // SAFETY: `at` lies inside the slot lent out, which the kernel handed over
+        // (status TP_STATUS_USER, read with Acquire) and does not write until the
+        // slot is given back in `next_frame`, which needs `&mut self`, so not while
+        // this borrow of `self` lives.
         unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(at.start), at.len()) }
     }
 
-    /// Byte range of the current block within the ring.
-    fn block_range(&self) -> Range<usize> {
-        let start = self.block * BLOCK_SIZE;
-        start..start + BLOCK_SIZE
-    }
-
-    /// The current block's `block_status` word.
-    fn block_status(&self) -> &AtomicU32 {
-        let offset = self.block_range().start + mem::offset_of!(libc::tpacket_block_desc, hdr);
-        // SAFETY: the block descriptor starts each block, inside the mapping; its
-        // `hdr.bh1.block_status` (offset 0 of `hdr`) is a 4-aligned u32 (the mapping is
-        // page-aligned, blocks are 64 KiB apart). The kernel writes it with barriers,
-        // we only touch it atomically; it lives as long as the mapping, i.e. `self`.
+    /// A slot's `tp_status` word.
+    fn status(&self, slot: usize) -> &AtomicU32 {
+        let offset = slot_range(slot).start + mem::offset_of!(libc::tpacket2_hdr, tp_status);
+        // SAFETY: the header starts each slot, inside the mapping (`slot` is always
+        // below FRAME_COUNT); `tp_status` is a 4-aligned u32 (the mapping is
+        // page-aligned, slots are 256 bytes apart, the field is at offset 0). The
+        // kernel writes it with barriers, we only touch it atomically; it lives as
+        // long as the mapping, i.e. `self`.
         unsafe { AtomicU32::from_ptr(self.map.as_ptr().add(offset).cast::<u32>()) }
     }
 
-    fn block_is_ours(&self) -> bool {
-        self.block_status().load(Ordering::Acquire) & libc::TP_STATUS_USER != 0
-    }
-
-    /// Offset of the first frame and number of frames in the current (our) block.
-    fn block_contents(&self) -> (usize, u32) {
-        // SAFETY: the descriptor lies at the start of the block, inside the mapping,
-        // and the block is ours (status read with Acquire), so the kernel wrote it
-        // before and does not write it now. Read unaligned-safe as plain data.
-        let descriptor = unsafe {
-            ptr::read_unaligned(
-                self.map
-                    .as_ptr()
-                    .add(self.block_range().start)
-                    .cast::<libc::tpacket_block_desc>(),
-            )
-        };
-        // SAFETY: TPACKET_V3 blocks always carry the `bh1` member of the union.
-        let header = unsafe { descriptor.hdr.bh1 };
-        (to_usize(header.offset_to_first_pkt), header.num_pkts)
-    }
-
-    /// Reads the frame header at `cursor` and moves the cursor past it.
-    fn take_frame(&mut self, cursor: Cursor) -> RingFrame {
-        let block = self.block_range();
-        let header_end = cursor
-            .offset
-            .checked_add(ADDRESS_OFFSET + mem::size_of::<libc::sockaddr_ll>());
-        if header_end.is_none_or(|end| end > BLOCK_SIZE) {
-            // A header outside the block: the rest of this block cannot be trusted.
-            self.cursor = Some(Cursor {
-                remaining: 0,
-                ..cursor
-            });
-            return RingFrame::Skipped;
-        }
-        let at = block.start + cursor.offset;
-        // SAFETY: `tpacket3_hdr` and the `sockaddr_ll` after it lie inside the block
-        // (checked above), which is ours; both are plain data read by value.
+    /// Reads the header of `slot` (ours, with this `status`) and says what it holds.
+    fn take_frame(&self, slot: usize, status: u32) -> RingFrame {
+        let base = slot_range(slot).start;
+        // SAFETY: `tpacket2_hdr` and the `sockaddr_ll` after it lie inside the slot
+        // (FRAME_MIN_OFFSET <= FRAME_SIZE), which is ours; both are plain data read
+        // by value.
         let (header, address) = unsafe {
-            let base = self.map.as_ptr().add(at);
+            let at = self.map.as_ptr().add(base);
             (
-                ptr::read_unaligned(base.cast::<libc::tpacket3_hdr>()),
-                ptr::read_unaligned(base.add(ADDRESS_OFFSET).cast::<libc::sockaddr_ll>()),
+                ptr::read_unaligned(at.cast::<libc::tpacket2_hdr>()),
+                ptr::read_unaligned(at.add(ADDRESS_OFFSET).cast::<libc::sockaddr_ll>()),
             )
         };
-        let next = cursor
-            .offset
-            .saturating_add(to_usize(header.tp_next_offset));
-        self.cursor = Some(Cursor {
-            offset: next,
-            remaining: cursor.remaining - 1,
-        });
-        let start = cursor.offset + usize::from(header.tp_mac);
+        let outgoing = address.sll_pkttype == libc::PACKET_OUTGOING;
+        if status & libc::TP_STATUS_COPY != 0 {
+            return RingFrame::Queued { outgoing };
+        }
+        let start = usize::from(header.tp_mac);
         let end = start.saturating_add(to_usize(header.tp_snaplen));
-        if end > BLOCK_SIZE
+        if start < FRAME_MIN_OFFSET
+            || end > FRAME_SIZE
             || header.tp_snaplen < header.tp_len
-            || address.sll_pkttype == libc::PACKET_OUTGOING
+            || outgoing
         {
             return RingFrame::Skipped;
         }
-        RingFrame::Frame(block.start + start..block.start + end)
+        RingFrame::Frame(base + start..base + end)
     }
 
-    /// Hands the current block back to the kernel and moves to the next one.
-    fn give_back_block(&mut self) {
-        self.block_status()
-            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
-        self.block = (self.block + 1) % BLOCK_COUNT;
-        self.cursor = None;
-    }
-
-    /// Sleeps in `poll` until the kernel hands over a block (or the socket reports an
-    /// error, returned as such). Retries on EINTR.
-    pub fn wait(&self, socket: BorrowedFd<'_>) -> io::Result<()> {
+    /// Sleeps until the kernel hands over the next slot: first a [`NAP`] if the frames
+    /// read since the last wake-up reached [`BATCH_THRESHOLD`], then, if still
+    /// nothing, in `poll` (or returns a socket error as such). Retries on EINTR.
+    pub fn wait(&mut self, socket: BorrowedFd<'_>) -> io::Result<Wake> {
+        let flooded = self.batch >= BATCH_THRESHOLD;
+        self.batch = 0;
+        if flooded {
+            std::thread::sleep(NAP);
+            if self.next_is_ours() {
+                return Ok(Wake::AfterNap);
+            }
+        }
         let mut poll = libc::pollfd {
             fd: socket.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
         loop {
-            if self.block_is_ours() {
-                return Ok(());
+            if self.next_is_ours() {
+                return Ok(Wake::AfterPoll);
             }
             // SAFETY: `poll` is one valid pollfd, alive for the call.
             let rc = unsafe { libc::poll(&mut poll, 1, -1) };
@@ -299,6 +302,10 @@ impl Ring {
             }
         }
     }
+
+    fn next_is_ours(&self) -> bool {
+        self.status(self.next).load(Ordering::Acquire) & libc::TP_STATUS_USER != 0
+    }
 }
 
 impl Drop for Ring {
@@ -306,9 +313,15 @@ impl Drop for Ring {
         // SAFETY: unmaps exactly the range `set_up` mapped; no slice into it outlives
         // `self` (they borrow it).
         unsafe {
-            libc::munmap(self.map.as_ptr().cast::<c_void>(), BLOCK_SIZE * BLOCK_COUNT);
+            libc::munmap(self.map.as_ptr().cast::<c_void>(), RING_BYTES);
         }
     }
+}
+
+/// Byte range of `slot` within the ring.
+fn slot_range(slot: usize) -> Range<usize> {
+    let start = slot * FRAME_SIZE;
+    start..start + FRAME_SIZE
 }
 
 /// The socket's pending error (`SO_ERROR`, which also clears it), if any.
@@ -359,21 +372,25 @@ fn to_socklen(value: usize) -> libc::socklen_t {
     libc::socklen_t::try_from(value).unwrap_or(libc::socklen_t::MAX)
 }
 
-/// Kernel-written u32 offsets/lengths; `usize` is at least 32 bits on Linux.
+/// Kernel-written u32 lengths; `usize` is at least 32 bits on Linux.
 fn to_usize(value: u32) -> usize {
     usize::try_from(value).unwrap_or(usize::MAX)
 }
 
-/// The ring's reading logic on blocks written by the test as the kernel would, in
-/// anonymous memory (no root, no socket): frames come out in order with their bytes,
-/// finished blocks are given back, and no malformed offset reads outside its block.
+/// The ring's reading logic on slots written by the test as the kernel would, in
+/// anonymous memory (no root, no capture socket): frames come out in order with their
+/// bytes, each slot is given back when the next is asked for, no malformed header
+/// reads outside its slot, and `wait` naps only after a flood.
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixDatagram;
 
     const USER: u32 = libc::TP_STATUS_USER;
-    const FIRST: usize = 48;
+    /// Where the kernel puts an Ethernet frame in a slot (see the module doc).
+    const MAC: u16 = 66;
 
     fn fake_ring() -> Ring {
         // SAFETY: a fresh private anonymous mapping of the ring's size, owned by the
@@ -381,7 +398,7 @@ mod tests {
         let map = unsafe {
             libc::mmap(
                 ptr::null_mut(),
-                BLOCK_SIZE * BLOCK_COUNT,
+                RING_BYTES,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
@@ -389,169 +406,262 @@ mod tests {
             )
         };
         assert_ne!(map, libc::MAP_FAILED);
-        Ring {
-            map: NonNull::new(map.cast::<u8>()).unwrap(),
-            block: 0,
-            cursor: None,
-        }
+        Ring::over(NonNull::new(map.cast::<u8>()).unwrap())
     }
 
     fn write<T>(ring: &Ring, offset: usize, value: T) {
-        assert!(offset + mem::size_of::<T>() <= BLOCK_SIZE * BLOCK_COUNT);
+        assert!(offset + mem::size_of::<T>() <= RING_BYTES);
         // SAFETY: inside the mapping (checked above); the test is its only user.
         unsafe { ptr::write_unaligned(ring.map.as_ptr().add(offset).cast::<T>(), value) }
     }
 
-    /// One frame as the kernel describes it.
-    struct Frame {
-        next_offset: u32,
+    /// One slot as the kernel fills it.
+    struct Slot {
+        status: u32,
         mac: u16,
         snaplen: u32,
         len: u32,
         pkttype: u8,
+        /// First byte of the frame (the rest of it is zero).
+        mark: u8,
     }
 
-    fn frame(next_offset: u32, snaplen: u32) -> Frame {
-        Frame {
-            next_offset,
-            mac: 82,
+    fn slot(snaplen: u32, mark: u8) -> Slot {
+        Slot {
+            status: USER,
+            mac: MAC,
             snaplen,
             len: snaplen,
             pkttype: libc::PACKET_HOST,
+            mark,
         }
     }
 
-    /// Writes `frames` into `block` (from `first`) and hands the block over.
-    fn hand_over(ring: &Ring, block: usize, first: usize, frames: &[Frame]) {
-        let base = block * BLOCK_SIZE;
-        let mut at = first;
-        for (i, f) in frames.iter().enumerate() {
-            if at + ADDRESS_OFFSET + mem::size_of::<libc::sockaddr_ll>() <= BLOCK_SIZE {
-                // SAFETY: plain data; all-zero is a valid value.
-                let mut header: libc::tpacket3_hdr = unsafe { mem::zeroed() };
-                header.tp_next_offset = f.next_offset;
-                header.tp_mac = f.mac;
-                header.tp_snaplen = f.snaplen;
-                header.tp_len = f.len;
-                header.tp_status = USER;
-                write(ring, base + at, header);
-                // SAFETY: plain data; all-zero is a valid value.
-                let mut address: libc::sockaddr_ll = unsafe { mem::zeroed() };
-                address.sll_pkttype = f.pkttype;
-                write(ring, base + at + ADDRESS_OFFSET, address);
-                let data = at + usize::from(f.mac);
-                for j in 0..f.snaplen.min(8) as usize {
-                    if data + j < BLOCK_SIZE {
-                        write(ring, base + data + j, i as u8);
-                    }
-                }
-            }
-            at += f.next_offset as usize;
+    /// Fills slot `index` and hands it over (status last, as the kernel does).
+    fn hand_over(ring: &Ring, index: usize, s: Slot) {
+        let base = index * FRAME_SIZE;
+        // SAFETY: plain data; all-zero is a valid value.
+        let mut header: libc::tpacket2_hdr = unsafe { mem::zeroed() };
+        header.tp_mac = s.mac;
+        header.tp_snaplen = s.snaplen;
+        header.tp_len = s.len;
+        write(ring, base, header);
+        // SAFETY: plain data; all-zero is a valid value.
+        let mut address: libc::sockaddr_ll = unsafe { mem::zeroed() };
+        address.sll_pkttype = s.pkttype;
+        write(ring, base + ADDRESS_OFFSET, address);
+        if usize::from(s.mac) < FRAME_SIZE {
+            write(ring, base + usize::from(s.mac), s.mark);
         }
-        let hdr = base + mem::offset_of!(libc::tpacket_block_desc, hdr);
-        write(ring, hdr + 4, frames.len() as u32); // num_pkts
-        write(ring, hdr + 8, first as u32); // offset_to_first_pkt
-        write(ring, hdr, USER); // block_status, last, as the kernel does
+        write(ring, base, s.status);
     }
 
-    fn status(ring: &Ring, block: usize) -> u32 {
-        let hdr = block * BLOCK_SIZE + mem::offset_of!(libc::tpacket_block_desc, hdr);
+    fn status(ring: &Ring, index: usize) -> u32 {
         // SAFETY: inside the mapping; read as plain data.
-        unsafe { ptr::read_unaligned(ring.map.as_ptr().add(hdr).cast::<u32>()) }
+        unsafe { ptr::read_unaligned(ring.map.as_ptr().add(index * FRAME_SIZE).cast::<u32>()) }
+    }
+
+    fn frame_at(index: usize, len: usize) -> Range<usize> {
+        let start = index * FRAME_SIZE + usize::from(MAC);
+        start..start + len
     }
 
     #[test]
-    fn nothing_until_a_block_is_handed_over() {
+    fn nothing_until_a_slot_is_handed_over() {
         let mut ring = fake_ring();
         assert_eq!(ring.next_frame(), RingFrame::Nothing);
-        assert!(ring.bytes(0..10).is_empty(), "no block is ours");
+        assert!(ring.bytes(0..10).is_empty(), "no slot is ours");
     }
 
     #[test]
-    fn frames_come_in_order_and_finished_blocks_go_back_to_the_kernel() {
+    fn frames_come_in_order_and_each_slot_goes_back_when_the_next_is_asked_for() {
         let mut ring = fake_ring();
-        hand_over(&ring, 0, FIRST, &[frame(240, 142), frame(0, 60)]);
-        let first = FIRST + 82;
-        assert_eq!(ring.next_frame(), RingFrame::Frame(first..first + 142));
-        assert_eq!(ring.bytes(first..first + 2), &[0, 0]);
-        let second = FIRST + 240 + 82;
-        assert_eq!(ring.next_frame(), RingFrame::Frame(second..second + 60));
-        assert_eq!(ring.bytes(second..second + 2), &[1, 1]);
-        assert_eq!(
-            status(&ring, 0),
-            USER,
-            "still ours while its last frame is lent"
-        );
-        assert_eq!(ring.next_frame(), RingFrame::Nothing);
+        hand_over(&ring, 0, slot(142, 7));
+        hand_over(&ring, 1, slot(60, 8));
+        assert_eq!(ring.next_frame(), RingFrame::Frame(frame_at(0, 142)));
+        assert_eq!(ring.bytes(frame_at(0, 2)), &[7, 0]);
+        assert_eq!(status(&ring, 0), USER, "still ours while its frame is lent");
+        assert_eq!(ring.next_frame(), RingFrame::Frame(frame_at(1, 60)));
         assert_eq!(status(&ring, 0), libc::TP_STATUS_KERNEL);
-    }
-
-    #[test]
-    fn the_ring_wraps_around_to_its_first_block() {
-        let mut ring = fake_ring();
-        for block in 0..BLOCK_COUNT {
-            hand_over(&ring, block, FIRST, &[frame(0, 60)]);
-            let start = block * BLOCK_SIZE + FIRST + 82;
-            assert_eq!(ring.next_frame(), RingFrame::Frame(start..start + 60));
-        }
-        assert_eq!(ring.next_frame(), RingFrame::Nothing);
-        hand_over(&ring, 0, FIRST, &[frame(0, 60)]);
-        let start = FIRST + 82;
-        assert_eq!(ring.next_frame(), RingFrame::Frame(start..start + 60));
-    }
-
-    #[test]
-    fn outgoing_and_truncated_frames_are_skipped() {
-        let mut ring = fake_ring();
-        let outgoing = Frame {
-            pkttype: libc::PACKET_OUTGOING,
-            ..frame(240, 60)
-        };
-        let truncated = Frame {
-            len: 20_000,
-            ..frame(240, 100)
-        };
-        hand_over(&ring, 0, FIRST, &[outgoing, truncated, frame(0, 60)]);
-        assert_eq!(ring.next_frame(), RingFrame::Skipped);
-        assert_eq!(ring.next_frame(), RingFrame::Skipped);
-        let third = FIRST + 480 + 82;
-        assert_eq!(ring.next_frame(), RingFrame::Frame(third..third + 60));
-    }
-
-    #[test]
-    fn offsets_pointing_outside_the_block_are_never_followed() {
-        let mut ring = fake_ring();
-        // A frame whose data would run past the block's end.
-        let too_long = frame(0, BLOCK_SIZE as u32);
-        hand_over(&ring, 0, FIRST, &[too_long]);
-        assert_eq!(ring.next_frame(), RingFrame::Skipped);
-        assert_eq!(ring.next_frame(), RingFrame::Nothing);
-        assert_eq!(status(&ring, 0), libc::TP_STATUS_KERNEL);
-
-        // A next-frame offset leading out of the block: the rest is dropped.
-        hand_over(
-            &ring,
-            1,
-            FIRST,
-            &[frame(u32::MAX, 60), frame(0, 60), frame(0, 60)],
-        );
-        let start = BLOCK_SIZE + FIRST + 82;
-        assert_eq!(ring.next_frame(), RingFrame::Frame(start..start + 60));
-        assert_eq!(ring.next_frame(), RingFrame::Skipped);
+        assert_eq!(ring.bytes(frame_at(1, 1)), &[8]);
+        assert!(ring.bytes(frame_at(0, 1)).is_empty(), "given back");
         assert_eq!(ring.next_frame(), RingFrame::Nothing);
         assert_eq!(status(&ring, 1), libc::TP_STATUS_KERNEL);
+        assert!(ring.bytes(frame_at(1, 1)).is_empty());
+    }
 
-        // A first frame past the block's end.
-        hand_over(&ring, 2, BLOCK_SIZE - 8, &[frame(0, 60)]);
-        assert_eq!(ring.next_frame(), RingFrame::Skipped);
+    #[test]
+    fn the_ring_wraps_around_to_its_first_slot() {
+        let mut ring = fake_ring();
+        for index in 0..FRAME_COUNT {
+            hand_over(&ring, index, slot(60, 1));
+            assert_eq!(ring.next_frame(), RingFrame::Frame(frame_at(index, 60)));
+        }
         assert_eq!(ring.next_frame(), RingFrame::Nothing);
+        hand_over(&ring, 0, slot(60, 1));
+        assert_eq!(ring.next_frame(), RingFrame::Frame(frame_at(0, 60)));
+    }
 
-        // Ranges outside the current block give no bytes.
-        hand_over(&ring, 3, FIRST, &[frame(0, 60)]);
+    #[test]
+    fn a_slot_handed_over_out_of_turn_waits_for_its_turn() {
+        let mut ring = fake_ring();
+        hand_over(&ring, 1, slot(60, 1));
+        assert_eq!(ring.next_frame(), RingFrame::Nothing);
+        hand_over(&ring, 0, slot(60, 0));
+        assert_eq!(ring.next_frame(), RingFrame::Frame(frame_at(0, 60)));
+        assert_eq!(ring.next_frame(), RingFrame::Frame(frame_at(1, 60)));
+    }
+
+    #[test]
+    fn outgoing_and_truncated_frames_are_skipped_and_long_ones_read_from_the_queue() {
+        let mut ring = fake_ring();
+        let outgoing = Slot {
+            pkttype: libc::PACKET_OUTGOING,
+            ..slot(60, 0)
+        };
+        let truncated = Slot {
+            len: 1500,
+            ..slot(190, 0)
+        };
+        let copied = Slot {
+            status: USER | libc::TP_STATUS_COPY,
+            len: 1500,
+            ..slot(190, 0)
+        };
+        let copied_outgoing = Slot {
+            pkttype: libc::PACKET_OUTGOING,
+            ..copied
+        };
+        hand_over(&ring, 0, outgoing);
+        hand_over(&ring, 1, truncated);
+        hand_over(&ring, 2, copied);
+        hand_over(&ring, 3, copied_outgoing);
+        hand_over(&ring, 4, slot(60, 0));
+        assert_eq!(ring.next_frame(), RingFrame::Skipped);
+        assert_eq!(ring.next_frame(), RingFrame::Skipped);
+        assert_eq!(ring.next_frame(), RingFrame::Queued { outgoing: false });
+        assert_eq!(ring.next_frame(), RingFrame::Queued { outgoing: true });
+        assert_eq!(ring.next_frame(), RingFrame::Frame(frame_at(4, 60)));
+    }
+
+    #[test]
+    fn headers_pointing_outside_the_slot_are_never_followed() {
+        let mut ring = fake_ring();
+        // Data running past the slot's end.
+        hand_over(&ring, 0, slot(191, 0));
+        // Data starting past the slot's end.
+        let far = Slot {
+            mac: u16::MAX,
+            ..slot(1, 0)
+        };
+        hand_over(&ring, 1, far);
+        // Data overlapping the header.
+        let early = Slot {
+            mac: 8,
+            ..slot(60, 0)
+        };
+        hand_over(&ring, 2, early);
+        // A length that overflows.
+        hand_over(&ring, 3, slot(u32::MAX, 0));
+        for index in 0..4 {
+            assert_eq!(ring.next_frame(), RingFrame::Skipped, "slot {index}");
+        }
+        assert_eq!(ring.next_frame(), RingFrame::Nothing);
+        for index in 0..4 {
+            assert_eq!(status(&ring, index), libc::TP_STATUS_KERNEL, "slot {index}");
+        }
+        // Ranges outside the slot lent out give no bytes.
+        hand_over(&ring, 4, slot(60, 0));
         assert!(matches!(ring.next_frame(), RingFrame::Frame(_)));
         assert!(ring.bytes(0..10).is_empty());
         assert!(ring
-            .bytes(4 * BLOCK_SIZE - 4..4 * BLOCK_SIZE + 4)
+            .bytes(5 * FRAME_SIZE - 4..5 * FRAME_SIZE + 4)
             .is_empty());
+    }
+
+    /// A socket that never turns readable, for `wait` to poll if it gets that far.
+    fn quiet_socket() -> (UnixDatagram, UnixDatagram) {
+        UnixDatagram::pair().unwrap()
+    }
+
+    #[test]
+    fn a_lone_frame_is_waited_for_in_poll_never_with_a_nap() {
+        let mut ring = fake_ring();
+        let (socket, _peer) = quiet_socket();
+        hand_over(&ring, 0, slot(60, 0));
+        assert!(matches!(ring.next_frame(), RingFrame::Frame(_)));
+        assert_eq!(ring.next_frame(), RingFrame::Nothing);
+        // The next frame is already there when spad would sleep: no nap before it.
+        hand_over(&ring, 1, slot(60, 0));
+        let started = std::time::Instant::now();
+        assert_eq!(ring.wait(socket.as_fd()).unwrap(), Wake::AfterPoll);
+        println!("lone frame: wait returned after {:?}", started.elapsed());
+        // Seven frames in one wake-up are not a flood either.
+        for index in 1..BATCH_THRESHOLD as usize {
+            hand_over(&ring, index, slot(60, 0));
+        }
+        for _ in 1..BATCH_THRESHOLD {
+            assert!(matches!(ring.next_frame(), RingFrame::Frame(_)));
+        }
+        assert_eq!(ring.next_frame(), RingFrame::Nothing);
+        hand_over(&ring, BATCH_THRESHOLD as usize, slot(60, 0));
+        assert_eq!(ring.wait(socket.as_fd()).unwrap(), Wake::AfterPoll);
+    }
+
+    #[test]
+    fn after_a_flood_of_frames_the_ring_is_read_again_after_a_nap() {
+        let mut ring = fake_ring();
+        let (socket, _peer) = quiet_socket();
+        let flood = BATCH_THRESHOLD as usize;
+        for index in 0..flood {
+            hand_over(&ring, index, slot(60, 0));
+        }
+        for _ in 0..flood {
+            assert!(matches!(ring.next_frame(), RingFrame::Frame(_)));
+        }
+        assert_eq!(ring.next_frame(), RingFrame::Nothing);
+        hand_over(&ring, flood, slot(60, 0));
+        let started = std::time::Instant::now();
+        assert_eq!(ring.wait(socket.as_fd()).unwrap(), Wake::AfterNap);
+        assert!(started.elapsed() >= NAP, "{:?}", started.elapsed());
+        // That wake-up brought one frame: the next wait does not nap.
+        assert!(matches!(ring.next_frame(), RingFrame::Frame(_)));
+        assert_eq!(ring.next_frame(), RingFrame::Nothing);
+        hand_over(&ring, flood + 1, slot(60, 0));
+        assert_eq!(ring.wait(socket.as_fd()).unwrap(), Wake::AfterPoll);
+    }
+
+    #[test]
+    fn a_nap_that_finds_nothing_goes_on_to_poll() {
+        let mut ring = fake_ring();
+        let (socket, peer) = quiet_socket();
+        let flood = BATCH_THRESHOLD as usize;
+        for index in 0..flood {
+            hand_over(&ring, index, slot(60, 0));
+        }
+        for _ in 0..flood {
+            assert!(matches!(ring.next_frame(), RingFrame::Frame(_)));
+        }
+        assert_eq!(ring.next_frame(), RingFrame::Nothing);
+        // The "kernel" hands the next frame over 50 ms later and wakes the poller.
+        let map = ring.map.as_ptr() as usize;
+        let kernel = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            let at = (map + flood * FRAME_SIZE) as *mut u8;
+            // SAFETY: slot `flood` of the ring's mapping, alive until the test joins
+            // this thread; the reader only loads the status atomically.
+            unsafe {
+                let mut header: libc::tpacket2_hdr = mem::zeroed();
+                header.tp_mac = MAC;
+                header.tp_snaplen = 60;
+                header.tp_len = 60;
+                ptr::write_unaligned(at.cast::<libc::tpacket2_hdr>(), header);
+                AtomicU32::from_ptr(at.cast::<u32>()).store(USER, Ordering::Release);
+            }
+            peer.send(b"readable").unwrap();
+        });
+        assert_eq!(ring.wait(socket.as_fd()).unwrap(), Wake::AfterPoll);
+        kernel.join().unwrap();
+        assert_eq!(ring.next_frame(), RingFrame::Frame(frame_at(flood, 60)));
     }
 }

@@ -1,9 +1,10 @@
 //! The capture socket: an AF_PACKET `SOCK_RAW` socket that only ever queues what the
-//! BPF filter accepts, read through its TPACKET_V3 receive ring ([`super::ring`]: a
-//! block of frames per wake-up, no system call per frame), plus its kernel statistics.
-//! If the ring cannot be set up (an old or restricted kernel), the socket is opened
-//! again without one and read with one blocking `recvfrom` per frame (said once, at
-//! info level). The only `unsafe` code of the project lives here and in the ring (raw
+//! BPF filter accepts, read through its TPACKET_V2 receive ring ([`super::ring`]: no
+//! system call per frame, a lone frame handed over at once, frames read in batches
+//! under a flood), plus its kernel statistics. A frame longer than a ring slot arrives
+//! whole on the socket's queue and is read with one `recvfrom`, in order. If the ring
+//! cannot be set up (an old or restricted kernel), the socket is opened again without
+//! one and read with one blocking `recvfrom` per frame (said once, at info level). The only `unsafe` code of the project lives here and in the ring (raw
 //! socket calls, the mapping); every block says why it is sound.
 //!
 //! Why `recvfrom` and not pnet's datalink channel: pnet's receiver discards the
@@ -33,8 +34,8 @@ use super::filter::{compile_filter, link_type_guard, FilterSpec, MAX_PROGRAM_LEN
 use super::frame::{locate, Captured, FrameLayout};
 use super::ring::{Ring, RingFrame};
 
-/// Kernel receive buffer we ask for when there is no ring: room for thousands of
-/// small frames while spad is busy. `SO_RCVBUFFORCE` (root) bypasses
+/// Kernel receive buffer we ask for: without a ring, room for thousands of small
+/// frames while spad is busy; with one, for the frames longer than a ring slot. `SO_RCVBUFFORCE` (root) bypasses
 /// `net.core.rmem_max`.
 pub const RECEIVE_BUFFER_BYTES: c_int = 8 << 20;
 
@@ -99,10 +100,19 @@ pub struct PacketStats {
     pub skipped: u64,
 }
 
+/// Where a frame that was read lies.
+#[derive(Debug, Clone)]
+enum Place {
+    /// In the ring's slot lent out.
+    Ring(Range<usize>),
+    /// In `recvfrom`'s buffer.
+    Buffer(Range<usize>),
+}
+
 /// What one read (from the ring or `recvfrom`) gave.
 enum Received {
-    /// A frame is at this range of the ring, or of the buffer.
-    Frame(Range<usize>),
+    /// A frame is here.
+    Frame(Place),
     /// A frame we never deliver: an outgoing copy, or longer than the buffer.
     Skipped,
     /// Nothing queued (non-blocking reads only).
@@ -126,7 +136,8 @@ pub struct Capture {
     interface: String,
     /// The receive ring; `None` when it could not be set up (then `buffer` is used).
     ring: Option<Ring>,
-    /// `recvfrom`'s buffer, only allocated without a ring.
+    /// `recvfrom`'s buffer: allocated on first use (with the ring, only for a frame
+    /// longer than a slot), its pages resident only as far as a frame was written.
     buffer: Vec<u8>,
 }
 
@@ -149,14 +160,16 @@ impl std::fmt::Debug for Capture {
 
 impl Capture {
     /// Opens a capture on `interface` (`None` or `"any"`: all interfaces) with the
-    /// filter for `spec`. Needs root or `CAP_NET_RAW`.
+    /// filter for `spec`, read through the receive ring (one `recvfrom` per frame if
+    /// the ring cannot be set up). Needs root or `CAP_NET_RAW`.
     pub fn open(interface: Option<&str>, spec: &FilterSpec) -> Result<Capture, CaptureError> {
         Capture::open_with(interface, spec, Reader::Ring)
     }
 
     /// Like [`Capture::open`], but without the receive ring: one `recvfrom` per frame,
-    /// as when the ring cannot be set up: the lower-latency choice (spad's default;
-    /// `capture_ring = true` in the config picks [`Capture::open`]).
+    /// as when the ring cannot be set up. As quick for a lone knock as the ring, but
+    /// one system call and one wake-up per frame under a flood (several times the
+    /// CPU); kept as the fallback and for comparison.
     pub fn open_with_recvfrom(
         interface: Option<&str>,
         spec: &FilterSpec,
@@ -183,10 +196,6 @@ impl Capture {
             interface: interface.to_owned(),
             source,
         })?;
-        let buffer = match ring {
-            Some(_) => Vec::new(),
-            None => vec![0; SNAP_LEN as usize],
-        };
 
         Ok(Capture {
             shared: Arc::new(Shared {
@@ -197,7 +206,7 @@ impl Capture {
             }),
             interface: interface.to_owned(),
             ring,
-            buffer,
+            buffer: Vec::new(),
         })
     }
 
@@ -219,8 +228,8 @@ impl Capture {
         }
     }
 
-    /// Blocks (in `poll` when the ring has nothing ready, or in `recvfrom`; never a
-    /// polling loop) until the next packet the filter accepts and the parser
+    /// Blocks (in `poll` when the ring has nothing ready, after a 1-ms nap if the
+    /// last wake-up brought a flood; or in `recvfrom`; never a polling loop) until the next packet the filter accepts and the parser
     /// understands; frames that fail to parse are skipped and counted.
     /// Not an `Iterator`: the packet borrows the capture's ring (or buffer) until the
     /// next call.
@@ -228,39 +237,36 @@ impl Capture {
     pub fn next(&mut self) -> Result<Captured<'_>, CaptureError> {
         loop {
             if let Some((at, layout)) = self.next_layout(0)? {
-                return Ok(layout.view(self.frame(at)));
+                return Ok(layout.view(self.frame(&at)));
             }
         }
     }
 
-    /// Like [`Capture::next`] but never blocks: `Ok(None)` when nothing is queued
-    /// (with the ring: nothing handed over yet; a partly filled block is handed over
-    /// within about a millisecond). For event loops that poll the socket themselves
-    /// (see the `AsFd` impl: it turns readable when a block is handed over).
+    /// Like [`Capture::next`] but never blocks: `Ok(None)` when nothing is queued.
+    /// For event loops that poll the socket themselves (see the `AsFd` impl: it turns
+    /// readable when a frame is handed over).
     pub fn try_next(&mut self) -> Result<Option<Captured<'_>>, CaptureError> {
         let next = self.next_layout(libc::MSG_DONTWAIT)?;
-        Ok(next.map(|(at, layout)| layout.view(self.frame(at))))
+        Ok(next.map(|(at, layout)| layout.view(self.frame(&at))))
     }
 
     /// The bytes of a frame `receive` found.
-    fn frame(&self, at: Range<usize>) -> &[u8] {
-        match &self.ring {
-            Some(ring) => ring.bytes(at),
-            None => self.buffer.get(at).unwrap_or_default(),
+    fn frame(&self, at: &Place) -> &[u8] {
+        match (at, &self.ring) {
+            (Place::Ring(at), Some(ring)) => ring.bytes(at.clone()),
+            (Place::Buffer(at), _) => self.buffer.get(at.clone()).unwrap_or_default(),
+            (Place::Ring(_), None) => &[],
         }
     }
 
     /// Reads until a frame parses (`Some`: where it is and its layout) or, with
     /// `MSG_DONTWAIT`, until nothing is queued (`None`).
-    fn next_layout(
-        &mut self,
-        flags: c_int,
-    ) -> Result<Option<(Range<usize>, FrameLayout)>, CaptureError> {
+    fn next_layout(&mut self, flags: c_int) -> Result<Option<(Place, FrameLayout)>, CaptureError> {
         loop {
             match self.receive(flags)? {
                 Received::Nothing => return Ok(None),
                 Received::Skipped => {}
-                Received::Frame(at) => match locate(self.frame(at.clone())) {
+                Received::Frame(at) => match locate(self.frame(&at)) {
                     Some(layout) => {
                         self.shared.delivered.fetch_add(1, Ordering::Relaxed);
                         return Ok(Some((at, layout)));
@@ -273,32 +279,53 @@ impl Capture {
         }
     }
 
-    /// Finds the next frame: from the ring (waiting in `poll` only when the block it
-    /// waits for is not ready, unless `MSG_DONTWAIT`), else with `recvfrom`.
+    /// Finds the next frame: from the ring (waiting only when the next slot is not
+    /// ready, unless `MSG_DONTWAIT`; a frame longer than a slot with one `recvfrom`),
+    /// else with `recvfrom`.
     fn receive(&mut self, flags: c_int) -> Result<Received, CaptureError> {
         let Some(ring) = &mut self.ring else {
             return self.receive_one(flags);
         };
-        loop {
+        let outgoing = loop {
             match ring.next_frame() {
-                RingFrame::Frame(at) => return Ok(Received::Frame(at)),
+                RingFrame::Frame(at) => return Ok(Received::Frame(Place::Ring(at))),
                 RingFrame::Skipped => {
                     self.shared.skipped.fetch_add(1, Ordering::Relaxed);
                     return Ok(Received::Skipped);
                 }
+                RingFrame::Queued { outgoing } => break outgoing,
                 RingFrame::Nothing if flags & libc::MSG_DONTWAIT != 0 => {
                     return Ok(Received::Nothing)
                 }
-                RingFrame::Nothing => ring
-                    .wait(self.shared.socket.as_fd())
-                    .map_err(CaptureError::Receive)?,
+                RingFrame::Nothing => {
+                    ring.wait(self.shared.socket.as_fd())
+                        .map_err(CaptureError::Receive)?;
+                }
             }
+        };
+        // The kernel queued the whole frame before it handed the slot over: it is
+        // there, so this never waits.
+        match self.receive_one(libc::MSG_DONTWAIT)? {
+            Received::Frame(at) if !outgoing => Ok(Received::Frame(at)),
+            // Read and thrown away: an outgoing copy (the filter drops those, so it
+            // never comes), or no copy queued (cannot happen: a slot marked
+            // TP_STATUS_COPY has one), counted like any other cut frame.
+            Received::Frame(_) | Received::Nothing => {
+                self.shared.skipped.fetch_add(1, Ordering::Relaxed);
+                Ok(Received::Skipped)
+            }
+            Received::Skipped => Ok(Received::Skipped),
         }
     }
 
     /// Reads one frame into the buffer with `recvfrom`. Retries on EINTR.
     fn receive_one(&mut self, flags: c_int) -> Result<Received, CaptureError> {
         let fd = self.shared.socket.as_raw_fd();
+        if self.buffer.is_empty() {
+            // Zeroed and large: the allocator maps fresh pages that become resident
+            // only where a frame is written.
+            self.buffer = vec![0; SNAP_LEN as usize];
+        }
         loop {
             // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
             let mut address: libc::sockaddr_ll = unsafe { mem::zeroed() };
@@ -330,7 +357,7 @@ impl Capture {
                 self.shared.skipped.fetch_add(1, Ordering::Relaxed);
                 return Ok(Received::Skipped);
             }
-            return Ok(Received::Frame(0..len));
+            return Ok(Received::Frame(Place::Buffer(0..len)));
         }
     }
 
@@ -363,8 +390,8 @@ impl CaptureHandle {
             .unwrap_or_else(PoisonError::into_inner);
         // SAFETY: tpacket_stats_v3 is plain data; all-zero is a valid value.
         let mut kernel: libc::tpacket_stats_v3 = unsafe { mem::zeroed() };
-        // With the ring (TPACKET_V3) the kernel fills all of it; without, the first
-        // two fields (`tpacket_stats`), which are the same.
+        // The kernel fills the first two fields (`tpacket_stats`: TPACKET_V1/V2 and
+        // no ring); only a TPACKET_V3 ring would fill the rest.
         let mut len = socklen_of::<libc::tpacket_stats_v3>();
         // SAFETY: `kernel` is valid for writes of `len` bytes for the whole call.
         let rc = unsafe {
@@ -454,8 +481,10 @@ fn open_socket(
 
     attach_program(socket.as_fd(), program)?;
     drain(socket.as_fd()).map_err(CaptureError::Receive)?;
+    // A limit, not an allocation: with the ring only frames longer than a slot are
+    // queued there.
+    set_receive_buffer(socket.as_fd())?;
     if reader == Reader::Recvfrom {
-        set_receive_buffer(socket.as_fd())?;
         return Ok((socket, None));
     }
     match Ring::set_up(socket.as_fd()) {
@@ -464,7 +493,7 @@ fn open_socket(
             static SAID: Once = Once::new();
             SAID.call_once(|| {
                 tracing::info!(
-                    "no TPACKET_V3 capture ring ({error}): reading the capture socket \
+                    "no TPACKET_V2 capture ring ({error}): reading the capture socket \
                      with one recvfrom per packet"
                 );
             });
