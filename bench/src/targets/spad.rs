@@ -162,6 +162,15 @@ fn parse_stats(line: &str) -> Option<CaptureCounters> {
     })
 }
 
+/// `text` with the install's `capture_ring` line first (top-level keys come
+/// before any table), or as it is when the install leaves it to spad.
+pub(crate) fn with_capture_line(install: &SpadInstall, text: String) -> String {
+    match install.capture_ring {
+        Some(ring) => format!("capture_ring = {ring}\n{text}"),
+        None => text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,14 +186,5 @@ mod tests {
             })
         );
         assert_eq!(parse_stats("capture: nothing"), None);
-    }
-}
-
-/// `text` with the install's `capture_ring` line first (top-level keys come
-/// before any table), or as it is when the install leaves it to spad.
-pub(crate) fn with_capture_line(install: &SpadInstall, text: String) -> String {
-    match install.capture_ring {
-        Some(ring) => format!("capture_ring = {ring}\n{text}"),
-        None => text,
     }
 }
