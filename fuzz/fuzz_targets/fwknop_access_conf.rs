@@ -17,7 +17,12 @@ fn packet() -> &'static str {
     static PACKET: OnceLock<String> = OnceLock::new();
     PACKET.get_or_init(|| {
         let fields = format!("1234567890123456:cm9vdA:{NOW_SECS}:3.0.0:1:MTkyLjAuMi43LHRjcC8yMg");
-        seal(message(&fields).as_bytes(), &client_keys().0, &client_keys().1, [9; 8])
+        seal(
+            message(&fields).as_bytes(),
+            &client_keys().0,
+            &client_keys().1,
+            [9; 8],
+        )
     })
 }
 
@@ -36,12 +41,21 @@ fuzz_target!(|data: &[u8]| {
         assert!(stanza.line > previous, "stanzas out of order");
         previous = stanza.line;
         let source_line = lines[stanza.line - 1].trim_start();
-        assert!(source_line.starts_with("SOURCE"), "stanza at {source_line:?}");
+        assert!(
+            source_line.starts_with("SOURCE"),
+            "stanza at {source_line:?}"
+        );
         assert!(!stanza.open_ports.is_empty(), "a stanza that opens nothing");
         assert!((1..=MAX_FW_TIMEOUT_SECS).contains(&stanza.max_timeout_secs));
         assert!((1..=MAX_FW_TIMEOUT_SECS).contains(&stanza.access_timeout_secs));
     }
     for sender in [0, 1, 3] {
-        let _ = judge(packet().as_bytes(), &conf.stanzas, None, source(sender), NOW_SECS);
+        let _ = judge(
+            packet().as_bytes(),
+            &conf.stanzas,
+            None,
+            source(sender),
+            NOW_SECS,
+        );
     }
 });

@@ -130,7 +130,10 @@ pub fn authentic(packet: &[u8], hmac_key: &[u8]) -> bool {
     };
     mac.update(b"U2FsdGVkX1");
     mac.update(body);
-    STANDARD_NO_PAD.encode(mac.finalize().into_bytes()).as_bytes() == tag
+    STANDARD_NO_PAD
+        .encode(mac.finalize().into_bytes())
+        .as_bytes()
+        == tag
 }
 
 /// Runs `admit` for `packet` from `source` at `now` over the stanzas and
@@ -178,15 +181,26 @@ pub fn judge(
             "stanza {line} does not admit {source}"
         );
         if hmacs.is_some() {
-            assert_eq!(authentic_at(line), Some(true), "not authentic for stanza {line}");
-            assert_eq!(first_authentic, Some(line), "not the first authentic stanza");
+            assert_eq!(
+                authentic_at(line),
+                Some(true),
+                "not authentic for stanza {line}"
+            );
+            assert_eq!(
+                first_authentic,
+                Some(line),
+                "not the first authentic stanza"
+            );
         }
         stanza
     };
     match &answer {
         Ok(grant) => {
             let stanza = decided(grant.stanza_line);
-            assert_eq!(grant.addr, source, "grant for another address than the sender");
+            assert_eq!(
+                grant.addr, source,
+                "grant for another address than the sender"
+            );
             for port in &grant.ports {
                 assert!(
                     stanza.open_ports.contains(port),
@@ -197,13 +211,19 @@ pub fn judge(
             assert!(grant.open_secs <= stanza.max_timeout_secs, "{grant:?}");
             assert!(grant.open_secs <= MAX_FW_TIMEOUT_SECS);
             assert!(grant.open_secs >= 1, "a grant for no time");
-            assert!(stanza.expires_at.is_none_or(|at| now < at), "expired stanza granted");
+            assert!(
+                stanza.expires_at.is_none_or(|at| now < at),
+                "expired stanza granted"
+            );
             if let Some(user) = &stanza.require_username {
                 assert_eq!(&grant.username, user);
             }
             assert_eq!(grant.replay_key, replay_key(packet));
         }
-        Err(Denial::Refused { stanza_line, reason }) => {
+        Err(Denial::Refused {
+            stanza_line,
+            reason,
+        }) => {
             assert!(reason.authenticated(), "{reason}");
             decided(*stanza_line);
         }
@@ -219,7 +239,10 @@ pub fn judge(
             | Denial::WrongUser(_),
         ) => {
             if hmacs.is_some() {
-                assert!(first_authentic.is_some(), "{answer:?} for a packet no stanza authenticates");
+                assert!(
+                    first_authentic.is_some(),
+                    "{answer:?} for a packet no stanza authenticates"
+                );
             }
             if let Err(Denial::AddressNotSource { sender, named }) = &answer {
                 assert_eq!(*sender, source);
@@ -249,11 +272,17 @@ pub fn report(answer: &Result<FwknopGrant, Denial>) {
         Ok(_) => "grant".to_owned(),
         Err(Denial::Refused { reason, .. }) => {
             let text = format!("{reason:?}");
-            format!("refused {}", text.split([' ', '{', '(']).next().unwrap_or(""))
+            format!(
+                "refused {}",
+                text.split([' ', '{', '(']).next().unwrap_or("")
+            )
         }
         Err(Denial::NotAuthentic(reason)) => {
             let text = format!("{reason:?}");
-            format!("not-authentic {}", text.split([' ', '{', '(']).next().unwrap_or(""))
+            format!(
+                "not-authentic {}",
+                text.split([' ', '{', '(']).next().unwrap_or("")
+            )
         }
         Err(other) => {
             let text = format!("{other:?}");

@@ -27,7 +27,8 @@ pub const MAX_RESTARTS: usize = 4;
 pub const PORT_BASE: u16 = 7000;
 /// Where every knock is sent (the knocker is given no host addresses, so every
 /// destination counts, as on a host that listens on all of them).
-pub const DESTINATION: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
+pub const DESTINATION: std::net::IpAddr =
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
 
 /// Sources: two IPv4, the IPv4-mapped form of the first (the same source), one IPv6.
 pub fn source(index: u8) -> IpAddr {

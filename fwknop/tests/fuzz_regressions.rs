@@ -18,7 +18,8 @@ fn an_access_expire_year_beyond_unix_seconds_refuses_the_stanza() {
         assert!(conf.stanzas.is_empty(), "year {year}: {:?}", conf.stanzas);
         assert!(
             conf.notes.iter().any(|n| n.kind == NoteKind::StanzaRefused
-                && n.message.contains(&format!("ACCESS_EXPIRE 12/31/{year} is not MM/DD/YYYY"))),
+                && n.message
+                    .contains(&format!("ACCESS_EXPIRE 12/31/{year} is not MM/DD/YYYY"))),
             "year {year}: {:?}",
             conf.notes
         );
