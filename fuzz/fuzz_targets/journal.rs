@@ -35,8 +35,7 @@ fuzz_target!(|data: &[u8]| {
     let file = dir.join(FILE_NAME);
     let _ = std::fs::remove_file(dir.join("journal.bad"));
     std::fs::write(&file, data).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    let (journal, records, start) =
-        Journal::open(dir).unwrap_or_else(|e| panic!("open: {e}"));
+    let (journal, records, start) = Journal::open(dir).unwrap_or_else(|e| panic!("open: {e}"));
     drop(journal);
     let on_disk = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     match decode_file(data) {
@@ -46,8 +45,16 @@ fuzz_target!(|data: &[u8]| {
         }
         Ok(decoded) => {
             assert_eq!(records, decoded.records);
-            assert_eq!(on_disk, &data[..decoded.good_len], "not cut back to the whole prefix");
-            assert_eq!(encode_file(&records), on_disk, "records do not re-encode to the file");
+            assert_eq!(
+                on_disk,
+                &data[..decoded.good_len],
+                "not cut back to the whole prefix"
+            );
+            assert_eq!(
+                encode_file(&records),
+                on_disk,
+                "records do not re-encode to the file"
+            );
             let (_j, again, start) = Journal::open(dir).unwrap_or_else(|e| panic!("reopen: {e}"));
             assert_eq!(start, JournalStart::Read);
             assert_eq!(again, records);

@@ -4,7 +4,7 @@ shared vectors (../shared/spa1-vectors.json), the shipped config, the key-file
 formats and Debian's knockd.conf shape. Run from the repository root:
     python3 fuzz/seeds/make.py
 Record layouts are documented atop each target in fuzz/fuzz_targets/."""
-import ipaddress, json, os, struct
+import base64, ipaddress, json, os, struct
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SEEDS = os.path.join(ROOT, "fuzz", "seeds")
@@ -141,6 +141,50 @@ def frames():
     write("capture_filter", "loopback", bytes([10]) + head[1:] + cases["v4-udp-spa"])
 
 
+def fwknop():
+    """fwknop, fwknop_sealed, fwknop_access_conf (layouts atop each target):
+    the real client's packets (fwknop/tests/fixtures/packets.txt) from the
+    stanzas' senders; plaintexts of every message type to seal; access.conf
+    texts with every directive spa reads."""
+    now = 1_796_129_212
+    fixtures = os.path.join(ROOT, "fwknop", "tests", "fixtures", "packets.txt")
+    with open(fixtures) as f:
+        for line in f:
+            name, ts, packet = line.split()
+            shift = struct.pack("<h", int(ts) - now)
+            for sender in (0, 3, 5):
+                write("fwknop", f"{name}-{sender}", bytes([sender]) + shift + packet.encode())
+    b64 = lambda t: base64.b64encode(t.encode()).decode().rstrip("=")
+    random = "1234567890123456"
+    plaintexts = {
+        "access": f"{random}:{b64('root')}:{now}:3.0.0:1:{b64('192.0.2.7,tcp/22')}",
+        "two-ports": f"{random}:{b64('root')}:{now}:3.0.0:1:{b64('192.0.2.7,tcp/22,udp/53')}",
+        "unnamed": f"{random}:{b64('root')}:{now}:3.0.0:1:{b64('0.0.0.0,tcp/22')}",
+        "v6": f"{random}:{b64('root')}:{now}:3.0.0:1:{b64('2001:db8::7,tcp/22')}",
+        "timeout": f"{random}:{b64('root')}:{now}:3.0.0:3:{b64('198.51.100.9,tcp/8443')}:600",
+        "nat": f"{random}:{b64('root')}:{now}:3.0.0:2:{b64('192.0.2.7,tcp/22')}:{b64('10.0.0.2,22')}",
+        "server-auth": f"{random}:{b64('root')}:{now}:3.0.0:1:{b64('192.0.2.7,tcp/22')}:{b64('pw')}",
+        "command": f"{random}:{b64('root')}:{now}:3.0.0:0:{b64('192.0.2.7,echo hi')}",
+        "other-user": f"{random}:{b64('bob')}:{now}:3.0.0:1:{b64('192.0.2.7,tcp/443')}",
+        "any-443": f"{random}:{b64('bob')}:{now}:2.6.10:1:{b64('10.9.9.9,tcp/443,udp/1194')}",
+    }
+    for name, text in plaintexts.items():
+        for keys, sender in ((0, 0), (0, 3), (1, 5), (2, 0)):
+            write("fwknop_sealed", f"{name}-{keys}-{sender}", bytes([keys, sender, 0, 0, 1 | (7 << 1)]) + text.encode())
+    # Without the automatic digest: the fuzzer writes it (or a wrong one).
+    write("fwknop_sealed", "raw-no-digest", bytes([0, 0, 0, 0, 0]) + plaintexts["access"].encode())
+    key = "wHCG6pRmYWN2ipv7Ebp+D8q1lEZ8mXVLsuFXA/Fp6oY="
+    hmac = "Mzo0rAOxwEHxqy0d5FzwqKpxtmRqg0cx3nAwzHp5Zc1LVn5YjzFuuNQuH3GYhEx3aqQ/SZ3GECHRT+f4jhsN6w=="
+    confs = {
+        "one": f"SOURCE ANY\nOPEN_PORTS tcp/22\nKEY_BASE64 {key}\nHMAC_KEY_BASE64 {hmac}\n",
+        "every-directive": f"# fwknopd access.conf\nSOURCE 192.0.2.0/24, 2001:db8::/32;\n  OPEN_PORTS: tcp/22, udp/53, tcp/80\nRESTRICT_PORTS tcp/80\nKEY_BASE64 {key}\nHMAC_KEY_BASE64 {hmac}\nHMAC_DIGEST_TYPE SHA256\nFW_ACCESS_TIMEOUT 60\nMAX_FW_TIMEOUT 600\nREQUIRE_SOURCE_ADDRESS Y\nREQUIRE_USERNAME root\nACCESS_EXPIRE 12/31/2030\nENCRYPTION_MODE CBC\nDESTINATION ANY\n\nSOURCE 198.51.100.0/24\nOPEN_PORTS tcp/22\nKEY passphrase1\nHMAC_KEY passphrase2\nHMAC_DIGEST_TYPE SHA512\nACCESS_EXPIRE_EPOCH 1796129000\n",
+        "refused": f"SOURCE ANY\nOPEN_PORTS tcp/22\nGPG_REMOTE_ID 1234\nKEY_BASE64 {key}\nFORCE_NAT 10.0.0.2 22\nCMD_CYCLE_OPEN /bin/true\nENABLE_CMD_EXEC Y\nKEY_BASE64 __CHANGEME__\n\nSOURCE 10.0.0.0/8\nOPEN_PORTS\n",
+    }
+    for name, text in confs.items():
+        write("fwknop_access_conf", name, text)
+
+
 main()
 more()
 frames()
+fwknop()

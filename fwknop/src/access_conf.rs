@@ -510,6 +510,7 @@ fn parse_us_date(text: &str) -> Option<u64> {
     let m = i64::from(month);
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400).ok()
+    // A year too large for Unix seconds is no date (it overflowed before).
+    let days = era.checked_mul(146_097)?.checked_add(doe - 719_468)?;
+    u64::try_from(days.checked_mul(86_400)?).ok()
 }

@@ -24,6 +24,8 @@ mod fields;
 pub mod keys;
 mod policy;
 mod refusal;
+#[cfg(feature = "seal")]
+pub mod seal;
 
 use sha2::{Digest, Sha256};
 
