@@ -24,20 +24,27 @@ fn io(what: &str) -> impl FnOnce(std::io::Error) -> E2eError + '_ {
     }
 }
 
-#[test]
-#[ignore = "needs root"]
-fn junk_is_logged_per_source_with_priorities_and_fail2ban_picks_out_its_sender() -> Result<()> {
+/// The lab, alice's key for `ssh`, and spad logging as under systemd
+/// (journald priorities), past the fresh-start rule (skew 1 s).
+fn lab_with_journald_spad() -> Result<(Lab, std::path::PathBuf, Spad)> {
     let lab = Lab::new()?;
     let alice = lab.issue_key("alice", &["ssh"])?;
     let config = lab.config(Backend::Nftables, 1);
     lab.prepare_backend(config.backend)?;
     config.write(&lab.config_path())?;
-    let mut spad = Spad::start_with_env(
+    let spad = Spad::start_with_env(
         &lab.server,
         &lab.config_path(),
         &[("JOURNAL_STREAM", "8:1")],
     )?;
-    std::thread::sleep(Duration::from_millis(1300)); // the fresh-start rule (skew 1 s)
+    std::thread::sleep(Duration::from_millis(1300));
+    Ok((lab, alice, spad))
+}
+
+#[test]
+#[ignore = "needs root"]
+fn junk_is_logged_per_source_with_priorities_and_fail2ban_picks_out_its_sender() -> Result<()> {
+    let (lab, alice, mut spad) = lab_with_journald_spad()?;
 
     // Junk from the other host: 100 random bytes (no key's hint) three times, and a short datagram.
     let scratch = lab.dir.path();
@@ -126,17 +133,7 @@ fn a_clock_two_minutes_off_is_logged_with_the_user_and_the_offset_and_not_banned
     use spa_e2e::craft::{now_ms, read_client_key, sealed_packet};
     use spa_e2e::lab::{LAPTOP_V4, OTHER_V4};
 
-    let lab = Lab::new()?;
-    let alice = lab.issue_key("alice", &["ssh"])?;
-    let config = lab.config(Backend::Nftables, 1);
-    lab.prepare_backend(config.backend)?;
-    config.write(&lab.config_path())?;
-    let mut spad = Spad::start_with_env(
-        &lab.server,
-        &lab.config_path(),
-        &[("JOURNAL_STREAM", "8:1")],
-    )?;
-    std::thread::sleep(Duration::from_millis(1300)); // the fresh-start rule (skew 1 s)
+    let (lab, alice, mut spad) = lab_with_journald_spad()?;
     let scratch = lab.dir.path();
     let key = read_client_key(&alice)?;
 

@@ -102,21 +102,12 @@ pub fn start(
     );
     let text = with_capture_line(install, text);
     std::fs::write(&config, text).map_err(io(format!("writing {}", config.display())))?;
-    run_checked(
-        Command::new(&install.spad)
-            .arg("--init-state")
-            .arg("--config")
-            .arg(&config),
-    )?;
-    let mut cmd = lab.server.command(&install.spad);
-    cmd.arg("--config").arg(&config).env("SPAD_LOG", "info");
-    start_logged(
+    start_spad(
+        lab,
+        install,
+        &config,
         Kind::Spad,
-        &lab.server,
-        cmd,
         &lab.path(&format!("spad-{n}.log")),
-        "spad ready",
-        vec![owned(&["nft", "delete", "table", "inet", TABLE])],
     )
 }
 
@@ -160,6 +151,33 @@ fn parse_stats(line: &str) -> Option<CaptureCounters> {
         received: field("received")?,
         dropped: field("dropped")?,
     })
+}
+
+/// Starts spad (as `kind`) on `config` with a fresh journal (`--init-state`),
+/// logging to `log`; its table is deleted when it stops.
+pub(crate) fn start_spad(
+    lab: &Lab,
+    install: &SpadInstall,
+    config: &Path,
+    kind: Kind,
+    log: &Path,
+) -> Result<Running> {
+    run_checked(
+        Command::new(&install.spad)
+            .arg("--init-state")
+            .arg("--config")
+            .arg(config),
+    )?;
+    let mut cmd = lab.server.command(&install.spad);
+    cmd.arg("--config").arg(config).env("SPAD_LOG", "info");
+    start_logged(
+        kind,
+        &lab.server,
+        cmd,
+        log,
+        "spad ready",
+        vec![owned(&["nft", "delete", "table", "inet", TABLE])],
+    )
 }
 
 /// `text` with the install's `capture_ring` line first (top-level keys come

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::fwknopd::{access_stanza, write_private};
 use super::spad::{SpadInstall, SERVER_ID, TABLE};
-use super::{owned, start_logged, Kind, Running};
+use super::{Kind, Running};
 use crate::error::{io, BenchError, Result};
 use crate::lab::{Lab, SERVER_IF, SERVICE_PORT, SPA_PORT};
 use crate::packets::FwknopKeys;
@@ -72,21 +72,12 @@ pub fn start(
         super::spad::with_capture_line(install, config_text(&dir, &imported)?),
     )
     .map_err(io(format!("writing {}", config.display())))?;
-    run_checked(
-        Command::new(&install.spad)
-            .arg("--init-state")
-            .arg("--config")
-            .arg(&config),
-    )?;
-    let mut cmd = lab.server.command(&install.spad);
-    cmd.arg("--config").arg(&config).env("SPAD_LOG", "info");
-    start_logged(
+    super::spad::start_spad(
+        lab,
+        install,
+        &config,
         Kind::SpadFwknop,
-        &lab.server,
-        cmd,
         &dir.join("spad.log"),
-        "spad ready",
-        vec![owned(&["nft", "delete", "table", "inet", TABLE])],
     )
 }
 

@@ -608,18 +608,25 @@ mod tests {
         assert_eq!(ring.wait(socket.as_fd()).unwrap(), Wake::AfterPoll);
     }
 
-    #[test]
-    fn after_a_flood_of_frames_the_ring_is_read_again_after_a_nap() {
-        let mut ring = fake_ring();
-        let (socket, _peer) = quiet_socket();
+    /// The "kernel" hands over a flood (the batching threshold) and the
+    /// reader takes it all; returns how many frames that was.
+    fn read_a_flood(ring: &mut Ring) -> usize {
         let flood = BATCH_THRESHOLD as usize;
         for index in 0..flood {
-            hand_over(&ring, index, slot(60, 0));
+            hand_over(ring, index, slot(60, 0));
         }
         for _ in 0..flood {
             assert!(matches!(ring.next_frame(), RingFrame::Frame(_)));
         }
         assert_eq!(ring.next_frame(), RingFrame::Nothing);
+        flood
+    }
+
+    #[test]
+    fn after_a_flood_of_frames_the_ring_is_read_again_after_a_nap() {
+        let mut ring = fake_ring();
+        let (socket, _peer) = quiet_socket();
+        let flood = read_a_flood(&mut ring);
         hand_over(&ring, flood, slot(60, 0));
         let started = std::time::Instant::now();
         assert_eq!(ring.wait(socket.as_fd()).unwrap(), Wake::AfterNap);
@@ -635,14 +642,7 @@ mod tests {
     fn a_nap_that_finds_nothing_goes_on_to_poll() {
         let mut ring = fake_ring();
         let (socket, peer) = quiet_socket();
-        let flood = BATCH_THRESHOLD as usize;
-        for index in 0..flood {
-            hand_over(&ring, index, slot(60, 0));
-        }
-        for _ in 0..flood {
-            assert!(matches!(ring.next_frame(), RingFrame::Frame(_)));
-        }
-        assert_eq!(ring.next_frame(), RingFrame::Nothing);
+        let flood = read_a_flood(&mut ring);
         // The "kernel" hands the next frame over 50 ms later and wakes the poller.
         let map = ring.map.as_ptr() as usize;
         let kernel = std::thread::spawn(move || {
