@@ -139,7 +139,9 @@ pub struct Verifier {
     keyring: Keyring,
     hints: HintTable,
     replay: ReplayCache,
-    skewed: SkewDiagnosis,
+    /// Built on the first diagnosis after a start or reload (a verifier
+    /// that never sees a skewed clock never pays for its table).
+    skewed: Option<SkewDiagnosis>,
 }
 
 impl Verifier {
@@ -147,13 +149,12 @@ impl Verifier {
     pub fn new(config: VerifierConfig, keyring: Keyring, replay: ReplayCache) -> Self {
         let now = replay.high_water_ms();
         let hints = HintTable::build(&keyring, now, config.skew_ms);
-        let skewed = SkewDiagnosis::build(&keyring, now, config.skew_ms);
         Verifier {
             config,
             keyring,
             hints,
             replay,
-            skewed,
+            skewed: None,
         }
     }
 
@@ -164,7 +165,7 @@ impl Verifier {
         self.replay.set_skew(config.skew_ms);
         self.replay.set_cap(config.cap);
         self.hints = HintTable::build(&keyring, now, config.skew_ms);
-        self.skewed = SkewDiagnosis::build(&keyring, now, config.skew_ms);
+        self.skewed = None;
         self.config = config;
         self.keyring = keyring;
     }
@@ -190,7 +191,9 @@ impl Verifier {
     pub fn tick(&mut self, wall_ms: u64) {
         let now = self.replay.advance(wall_ms);
         self.hints.refresh(&self.keyring, now, self.config.skew_ms);
-        self.skewed.refresh(&self.keyring, now, self.config.skew_ms);
+        if let Some(skewed) = &mut self.skewed {
+            skewed.refresh(&self.keyring, now, self.config.skew_ms);
+        }
         self.replay.purge(now);
     }
 
@@ -201,8 +204,10 @@ impl Verifier {
     pub fn diagnose_clock(&mut self, datagram: &[u8], wall_ms: u64) -> Option<ClockSkew> {
         let packet: &[u8; PACKET_LEN] = datagram.try_into().ok()?;
         let now = self.replay.high_water_ms().max(wall_ms);
+        let (keyring, skew_ms) = (&self.keyring, self.config.skew_ms);
         self.skewed
-            .diagnose(&self.keyring, packet, now, self.config.skew_ms)
+            .get_or_insert_with(|| SkewDiagnosis::build(keyring, now, skew_ms))
+            .diagnose(keyring, packet, now, skew_ms)
     }
 
     /// Judges one datagram (PROTOCOL §3, in order).
