@@ -204,14 +204,8 @@ fn check_fwknop(config: &Config, errors: &mut Vec<String>, warnings: &mut Vec<St
             return format!("fwknop on udp/{}: access file unusable", settings.port);
         }
     };
-    warnings.extend(access.notes.iter().cloned());
     let doors = config.port_doors();
-    for (line, port) in access.ports_without_door(|t, p| doors.contains_key(&(t, p))) {
-        warnings.push(format!(
-            "{}:{line}: OPEN_PORTS allows {port} but no door with fwknop = true opens it: requests for it are refused",
-            settings.access_conf.display()
-        ));
-    }
+    warnings.extend(access.warnings(|t, p| doors.contains_key(&(t, p))));
     format!(
         "fwknop on udp/{}: {} access stanza(s) from {}",
         settings.port,

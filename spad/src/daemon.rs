@@ -108,15 +108,9 @@ pub fn load_fwknop(config: &Config) -> Result<Option<Arc<FwknopAccess>>, DaemonE
         return Ok(None);
     };
     let access = FwknopAccess::load(settings)?;
-    for note in &access.notes {
-        warn!("{note}");
-    }
     let doors = config.port_doors();
-    for (line, port) in access.ports_without_door(|t, p| doors.contains_key(&(t, p))) {
-        warn!(
-            "{}:{line}: OPEN_PORTS allows {port} but no door with fwknop = true opens it: requests for it are refused",
-            settings.access_conf.display()
-        );
+    for warning in access.warnings(|t, p| doors.contains_key(&(t, p))) {
+        warn!("{warning}");
     }
     info!(
         stanzas = access.stanza_count(),

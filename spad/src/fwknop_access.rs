@@ -41,6 +41,8 @@ pub struct FwknopAccess {
     /// fwknopd's MAX_SPA_PACKET_AGE, seconds.
     pub max_age_secs: u64,
     stanzas: Vec<Stanza>,
+    /// The access file, for warnings.
+    path: PathBuf,
     /// `FILE:LINE: message` for every stanza refused and every directive
     /// not carried, in file order.
     pub notes: Vec<String>,
@@ -98,6 +100,7 @@ impl FwknopAccess {
             port: settings.port,
             max_age_secs: settings.max_age_secs,
             stanzas: conf.stanzas,
+            path: path.to_path_buf(),
             notes,
             refused,
         })
@@ -110,7 +113,7 @@ impl FwknopAccess {
 
     /// `(stanza line, port)` for each port a stanza's OPEN_PORTS allows
     /// that `has_door` says no fwknop door opens: such requests are refused.
-    pub fn ports_without_door(
+    fn ports_without_door(
         &self,
         has_door: impl Fn(spa_proto::knock::Transport, u16) -> bool,
     ) -> Vec<(usize, String)> {
@@ -123,6 +126,23 @@ impl FwknopAccess {
                     .map(move |p| (s.line, format!("{}/{}", p.transport.as_str(), p.port)))
             })
             .collect()
+    }
+
+    /// What the daemon warns about and `spad --check` reports: every note of
+    /// the reader, then each port a stanza allows that `has_door` says no
+    /// fwknop door opens (requests for it are refused).
+    pub fn warnings(
+        &self,
+        has_door: impl Fn(spa_proto::knock::Transport, u16) -> bool,
+    ) -> Vec<String> {
+        let mut out = self.notes.clone();
+        out.extend(self.ports_without_door(has_door).into_iter().map(|(line, port)| {
+            format!(
+                "{}:{line}: OPEN_PORTS allows {port} but no door with fwknop = true opens it: requests for it are refused",
+                self.path.display()
+            )
+        }));
+        out
     }
 
     /// Decides one packet (the UDP payload) from `src` at `wall_ms`.
@@ -223,6 +243,12 @@ mod tests {
         assert!(a.notes[0].starts_with("/etc/fwknop/access.conf:5: ENABLE_CMD_EXEC"));
         let missing = a.ports_without_door(|t, p| t.as_str() == "tcp" && p == 22);
         assert_eq!(missing, vec![(1, "udp/53".to_owned())]);
+        let warnings = a.warnings(|t, p| t.as_str() == "tcp" && p == 22);
+        assert_eq!(warnings[..2], a.notes[..]);
+        assert_eq!(
+            warnings[2],
+            "/etc/fwknop/access.conf:1: OPEN_PORTS allows udp/53 but no door with fwknop = true opens it: requests for it are refused"
+        );
         Ok(())
     }
 
