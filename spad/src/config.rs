@@ -487,44 +487,52 @@ impl Config {
     /// Rotating doors need their whole range, so the filter never changes
     /// as steps pass.
     pub fn knock_ports(&self) -> (Vec<u16>, Vec<u16>) {
-        let (mut tcp, mut udp) = (Vec::new(), Vec::new());
-        let mut add = |t: Transport, p: u16| match t {
-            Transport::Tcp => tcp.push(p),
-            Transport::Udp => udp.push(p),
-        };
-        for d in &self.doors {
-            match &d.kind {
-                DoorKind::Spa => {}
-                DoorKind::Classic { door, .. } => {
-                    let lists = door
-                        .one_time
-                        .iter()
-                        .flatten()
-                        .chain(std::iter::once(&door.steps));
-                    for step in lists.flatten() {
-                        add(step.transport, step.port);
-                    }
-                }
-                DoorKind::Rotating {
-                    spec, transport, ..
-                } => {
-                    for p in spec.lo..=spec.hi {
-                        add(*transport, p);
-                    }
-                }
-            }
-        }
-        for v in [&mut tcp, &mut udp] {
-            v.sort_unstable();
-            v.dedup();
-        }
-        (tcp, udp)
+        knock_ports_of(&self.doors)
     }
 
     /// What the firewall must guard.
     pub fn door_specs(&self) -> Vec<DoorSpec> {
         self.doors.iter().map(|d| d.spec.clone()).collect()
     }
+}
+
+/// Ports `doors` need the capture filter to pass for knocks: (tcp, udp),
+/// sorted. Rotating doors need their whole range, so the filter never
+/// changes as steps pass.
+fn knock_ports_of(doors: &[Door]) -> (Vec<u16>, Vec<u16>) {
+    let (mut tcp, mut udp) = (Vec::new(), Vec::new());
+
+    let mut add = |t: Transport, p: u16| match t {
+        Transport::Tcp => tcp.push(p),
+        Transport::Udp => udp.push(p),
+    };
+    for d in doors {
+        match &d.kind {
+            DoorKind::Spa => {}
+            DoorKind::Classic { door, .. } => {
+                let lists = door
+                    .one_time
+                    .iter()
+                    .flatten()
+                    .chain(std::iter::once(&door.steps));
+                for step in lists.flatten() {
+                    add(step.transport, step.port);
+                }
+            }
+            DoorKind::Rotating {
+                spec, transport, ..
+            } => {
+                for p in spec.lo..=spec.hi {
+                    add(*transport, p);
+                }
+            }
+        }
+    }
+    for v in [&mut tcp, &mut udp] {
+        v.sort_unstable();
+        v.dedup();
+    }
+    (tcp, udp)
 }
 
 fn check_door(
@@ -706,17 +714,7 @@ fn check_fwknop(
             format!("[fwknop]: port {} is also the SPA port", t.port),
         ));
     }
-    let knock_udp = doors.iter().any(|d| match &d.kind {
-        DoorKind::Classic { door, .. } => door
-            .steps
-            .iter()
-            .chain(door.one_time.iter().flatten().flatten())
-            .any(|s| s.transport == Transport::Udp && s.port == t.port),
-        DoorKind::Rotating {
-            spec, transport, ..
-        } => *transport == Transport::Udp && (spec.lo..=spec.hi).contains(&t.port),
-        DoorKind::Spa => false,
-    });
+    let knock_udp = knock_ports_of(doors).1.contains(&t.port);
     if knock_udp {
         return Err(src.error_at(
             here,
@@ -1120,6 +1118,13 @@ mod tests {
         assert!(
             age.contains("max_age_secs must be between 1 and 3600"),
             "{age}"
+        );
+        let knock = fwknop_error(
+            "[doors.old]\nopen = [\"tcp/80\"]\nsequence = [\"7000\", \"62201:udp\"]\n",
+        );
+        assert!(
+            knock.contains("port 62201 is also a UDP knock port"),
+            "{knock}"
         );
     }
 }
